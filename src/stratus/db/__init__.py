@@ -1,0 +1,6 @@
+"""The database layer: async engines, per-service migrations, compare-and-swap."""
+
+from stratus.db.engine import Database, normalize_url
+from stratus.db.cas import compare_and_swap
+
+__all__ = ["Database", "compare_and_swap", "normalize_url"]
