@@ -71,6 +71,30 @@ class Runtime:
     # Set by the identity service in this process, or a remote validator otherwise.
     token_validator: TokenValidator | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    _service_token: tuple[str, float] | None = field(default=None, repr=False)
+    _service_token_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    async def service_headers(self) -> dict[str, str]:
+        """``{"X-Auth-Token": ...}`` of this process's service user, for calls to other APIs.
+
+        Cached until two minutes before expiry. With identity in this process
+        the token is issued in-process; otherwise the service user logs in.
+        """
+        async with self._service_token_lock:
+            cached = self._service_token
+            if cached is None or cached[1] - time.time() < 120:
+                user = next((s for s in ("compute", "image", "network", "volume")
+                             if s in self.settings.services), "compute")
+                issuer = self.extras.get("identity.service_token")
+                if issuer is not None:
+                    token, expires = await issuer(user)
+                else:
+                    from stratus.identity.client import fetch_service_token
+
+                    token, expires = await fetch_service_token(self.settings, user)
+                cached = (token, expires.timestamp())
+                self._service_token = cached
+        return {"X-Auth-Token": cached[0]}
 
     def client(self, service: str, **kwargs: Any) -> httpx.AsyncClient:
         """An HTTP client for another service's public API.
@@ -98,8 +122,16 @@ def builder_for(name: str) -> ServiceBuilder:
             from stratus.image.service import build
         case "compute":
             from stratus.compute.service import build
+        case "scheduler":
+            from stratus.compute.service import build_scheduler as build
+        case "conductor":
+            from stratus.compute.service import build_conductor as build
+        case "compute-agent":
+            from stratus.compute.service import build_agent as build
         case "network":
             from stratus.network.service import build
+        case "network-agent":
+            from stratus.network.service import build_agent as build
         case "volume":
             from stratus.volume.service import build
         case "dashboard":
@@ -142,6 +174,11 @@ async def build(settings: Settings, *, migrate_db: bool = True) -> Runtime:
     bus = connect(settings.bus_url, metrics=metrics, default_timeout=settings.rpc_timeout)
     runtime = Runtime(settings=settings, metrics=metrics, db=db, bus=bus)
     order = [s for s in BUILD_ORDER if s in settings.services]
+    if "identity" not in order:
+        # Validate tokens against the identity service of another process.
+        from stratus.identity.client import RemoteValidator
+
+        runtime.token_validator = RemoteValidator(settings, runtime.service_headers)
     for name in order:
         runtime.services[name] = await builder_for(name)(runtime)
     return runtime

@@ -26,6 +26,9 @@ ENV_PREFIX = "STRATUS_"
 
 API_SERVICES = ("identity", "image", "compute", "network", "volume", "dashboard")
 ALL_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent", "network-agent")
+# What a process runs when the settings name nothing: every API plus the
+# compute roles behind the compute API.
+DEFAULT_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent")
 
 
 class ConfigError(Exception):
@@ -73,6 +76,19 @@ class IdentitySettings(_Section):
     region: str = "RegionOne"
     token_expiration: int = Field(3600, ge=60, description="seconds")
     password_hash_rounds: int = Field(12, ge=4, le=31, description="bcrypt cost")
+    # Fernet keys kept: primary + staged + (max_active_keys - 2) secondaries.
+    max_active_keys: int = Field(3, ge=2, le=100)
+    # How long a validated token is trusted without looking again. In the identity
+    # process every identity write drops the cache at once; this bounds how stale
+    # other processes (remote validators, other identity workers) can be.
+    token_cache_ttl: float = Field(30.0, ge=0, description="seconds")
+    # Password of the service users (compute, image, network, volume). Empty means:
+    # generate at first bootstrap, store 0600 in the data dir.
+    service_password: str = ""
+    # Where a process without identity finds it (default: this host's identity port).
+    auth_url: str = ""
+    # How long after expiry `GET /v3/auth/tokens?allow_expired=1` still validates a token.
+    allow_expired_window: int = Field(172800, ge=0, description="seconds, ?allow_expired")
 
 
 class ImageSettings(_Section):
@@ -80,12 +96,98 @@ class ImageSettings(_Section):
     store_dir: str = "images"
     image_count_quota: int = Field(-1, ge=-1)
     image_size_total_quota: int = Field(-1, ge=-1, description="bytes, -1 unlimited")
+    image_member_quota: int = Field(128, ge=-1)
+    image_property_quota: int = Field(128, ge=-1)
+    image_tag_quota: int = Field(128, ge=-1)
+    # Hash every byte served and abort the transfer when the data no longer
+    # matches its checksum (costs one md5 pass per download).
+    verify_on_download: bool = True
+    # Bytes gathered before a write+hash round; larger means fewer thread hops.
+    write_chunk: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    read_chunk: int = Field(1024 * 1024, ge=64 * 1024)
+    list_limit_default: int = Field(25, ge=1)
+    list_limit_max: int = Field(1000, ge=1)
+    disk_formats: tuple[str, ...] = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2",
+                                     "vdi", "iso", "ploop")
+    container_formats: tuple[str, ...] = ("ami", "ari", "aki", "bare", "ovf", "ova", "docker",
+                                          "compressed")
 
 
 class ComputeSettings(_Section):
     host: str = ""  # defaults to the machine's hostname
     heartbeat_interval: float = Field(10.0, gt=0)
     service_down_time: float = Field(60.0, gt=0)
+    default_availability_zone: str = "nova"
+    # How many fake compute hosts the all-in-one runs (named host, host-2, ...);
+    # each reports the resources below (0 = this machine's own).
+    fake_hosts: int = Field(1, ge=1, le=10000)
+    fake_vcpus: int = Field(0, ge=0)
+    fake_memory_mb: int = Field(0, ge=0)
+    fake_disk_gb: int = Field(0, ge=0)
+    cpu_allocation_ratio: float = Field(4.0, gt=0)
+    ram_allocation_ratio: float = Field(1.0, gt=0)
+    disk_allocation_ratio: float = Field(1.0, gt=0)
+    reserved_host_memory_mb: int = Field(512, ge=0)
+    reserved_host_disk_gb: int = Field(0, ge=0)
+    reserved_host_cpus: int = Field(0, ge=0)
+    allow_resize_to_same_host: bool = True
+    # Seconds before a resized server is confirmed automatically (0: never).
+    resize_confirm_window: int = Field(0, ge=0)
+    # Seconds a shelved server keeps its host (0: offload at once, -1: never).
+    shelved_offload_time: int = Field(0, ge=-1)
+    power_sync_interval: float = Field(60.0, gt=0)
+    scheduler_max_attempts: int = Field(3, ge=1)
+    scheduler_host_subset_size: int = Field(1, ge=1)
+    ram_weight_multiplier: float = 1.0
+    cpu_weight_multiplier: float = 1.0
+    disk_weight_multiplier: float = 1.0
+    # Default quotas (per project; -1 unlimited).
+    quota_instances: int = Field(10, ge=-1)
+    quota_cores: int = Field(20, ge=-1)
+    quota_ram: int = Field(51200, ge=-1, description="MiB")
+    quota_key_pairs: int = Field(100, ge=-1)
+    quota_server_groups: int = Field(10, ge=-1)
+    quota_server_group_members: int = Field(10, ge=-1)
+    quota_metadata_items: int = Field(128, ge=-1)
+    quota_injected_files: int = Field(5, ge=-1)
+    quota_injected_file_content_bytes: int = Field(10240, ge=-1)
+    quota_injected_file_path_bytes: int = Field(255, ge=-1)
+
+
+class NetworkSettings(_Section):
+    # Network types a project network gets, tried in order, when no provider
+    # attributes are given.
+    tenant_network_types: tuple[str, ...] = ("vxlan",)
+    # "physnet:min:max" (or just "physnet" for flat-only use); VLAN ids are allocated from these.
+    network_vlan_ranges: tuple[str, ...] = ("physnet1:100:999",)
+    # Physical networks flat networks may use; "*" allows any name.
+    flat_networks: tuple[str, ...] = ("*",)
+    # "min:max" VXLAN VNI ranges.
+    vni_ranges: tuple[str, ...] = ("1:65535",)
+    global_physnet_mtu: int = Field(1500, ge=68)
+    base_mac: str = "fa:16:3e:00:00:00"
+    dns_domain: str = "openstacklocal."
+    # Run a no-op network agent for this host inside the network API process
+    # when this process does not run the network-agent service itself.
+    embedded_agent: bool = True
+    host: str = ""  # agent host name; defaults to the machine's hostname
+    # Default quotas (-1 unlimited); per-project values live in the database.
+    quota_network: int = Field(100, ge=-1)
+    quota_subnet: int = Field(100, ge=-1)
+    quota_port: int = Field(500, ge=-1)
+    quota_router: int = Field(10, ge=-1)
+    quota_floatingip: int = Field(50, ge=-1)
+    quota_security_group: int = Field(10, ge=-1)
+    quota_security_group_rule: int = Field(100, ge=-1)
+    list_limit_max: int = Field(1000, ge=1)
+
+    @field_validator("tenant_network_types", "network_vlan_ranges", "flat_networks",
+                     "vni_ranges", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [s.strip() for s in value.split(",") if s.strip()]
+        return value
 
 
 class Settings(_Section):
@@ -95,7 +197,7 @@ class Settings(_Section):
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str = ""  # empty: SQLite in data_dir
     bus_url: str = "memory://"
-    services: tuple[str, ...] = API_SERVICES
+    services: tuple[str, ...] = DEFAULT_SERVICES
     hypervisor: Hypervisor = Hypervisor.AUTO
     dataplane: Dataplane = Dataplane.AUTO
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -105,6 +207,7 @@ class Settings(_Section):
     identity: IdentitySettings = IdentitySettings()
     image: ImageSettings = ImageSettings()
     compute: ComputeSettings = ComputeSettings()
+    network: NetworkSettings = NetworkSettings()
 
     @field_validator("services", mode="before")
     @classmethod

@@ -25,6 +25,14 @@ def decode(body: bytes) -> Any:
     return json.loads(body)
 
 
+def encode_reply(answer: dict[str, Any]) -> bytes:
+    """Encode :func:`invoke`'s outcome; a result that is not JSON becomes an error reply."""
+    try:
+        return encode(answer)
+    except TypeError as exc:
+        return encode({"error": {"type": "TypeError", "status": 500, "message": str(exc)}})
+
+
 async def invoke(endpoint: object, topic: str, method: str, kwargs: dict[str, Any],
                  metrics: Metrics) -> dict[str, Any]:
     """Run ``endpoint.method(**kwargs)``; the reply as ``{"result"}`` or ``{"error"}``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from stratus.api.metrics import Metrics
 from stratus.bus.base import MESSAGE_VERSION, Bus, Listener, NotificationHandler, Target, matches
-from stratus.bus.dispatch import decode, encode, invoke, unwrap
+from stratus.bus.dispatch import decode, encode, encode_reply, invoke, unwrap
 from stratus.errors import RPCTimeout
 
 log = logging.getLogger("stratus.bus")
@@ -44,7 +44,7 @@ class _Server(Listener):
         answer = await invoke(self.endpoint, self.target.topic, msg["method"],
                               msg.get("args", {}), self.bus.metrics)
         if reply is not None and not reply.done():
-            reply.set_result(decode(encode(answer)))
+            reply.set_result(decode(encode_reply(answer)))
         elif reply is None and "error" in answer:
             log.warning("cast %s.%s failed: %s", self.target, msg["method"], answer["error"])
 

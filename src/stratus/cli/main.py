@@ -29,6 +29,7 @@ def _logging(settings: Settings, verbose: bool) -> None:
                         stream=sys.stderr)
     if not verbose:
         logging.getLogger("stratus.access").setLevel(max(level, logging.WARNING))
+        logging.getLogger("uvicorn.error").setLevel(max(level, logging.WARNING))
 
 
 @click.group()
@@ -184,6 +185,13 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{mark} {check.name:12} {check.detail}")
         if check.fix and check.state != "ok":
             click.echo(f"  {'':12} fix: {check.fix}")
+
+
+from stratus.identity.cli import identity as _identity_group  # noqa: E402
+
+cli.add_command(_identity_group)
+from stratus.image.cli import image as _image_group  # noqa: E402
+cli.add_command(_image_group)
 
 
 def main() -> None:

@@ -1,49 +1,188 @@
-"""Compute API wiring (placeholder until the compute issue lands)."""
+"""Wiring of the compute roles: compute (the API), scheduler, conductor, compute-agent.
+
+Each role is a :class:`~stratus.runtime.Service` built from the runtime; they
+talk over ``runtime.bus`` only. In the all-in-one all four run in one process
+(memory bus); multi-node runs them anywhere (``stratus serve compute-agent``).
+"""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+from typing import Any
 
-from stratus.api.app import build_app
-from stratus.api.faults import FaultStyle
+from stratus.api.policy import Policy
+from stratus.bus import Listener, Target
+from stratus.compute import flavors, rpc, servicegroup
+from stratus.compute.api.common import POLICY_DEFAULTS, Deps
+from stratus.compute.images import ImageAPI, RestImageAPI
 from stratus.runtime import Runtime, Service
+from stratus.settings import Hypervisor
 
-MAX_MICROVERSION = "2.1"
+log = logging.getLogger("stratus.compute")
 
 
-class ComputeService(Service):
+def host_name(runtime: Runtime) -> str:
+    return runtime.settings.compute.host or socket.gethostname()
+
+
+def image_api(runtime: Runtime) -> ImageAPI:
+    """The image service's REST API; tests put a stand-in in ``runtime.extras``."""
+    override = runtime.extras.get("compute.images")
+    if override is not None:
+        return override  # type: ignore[no-any-return]
+    return RestImageAPI(lambda: runtime.client("image"))
+
+
+class ComputeAPIService(Service):
     name = "compute"
 
     def __init__(self, runtime: Runtime) -> None:
-        base = runtime.settings.endpoint("compute")
+        from stratus.compute.api import routes
 
-        def versions() -> list[dict[str, object]]:
-            return [
-                {"id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
-                 "updated": "2011-01-21T11:33:21Z",
-                 "links": [{"rel": "self", "href": f"{base}/v2/"}]},
-                {"id": "v2.1", "status": "CURRENT", "version": MAX_MICROVERSION,
-                 "min_version": "2.1", "updated": "2013-07-23T11:33:21Z",
-                 "links": [{"rel": "self", "href": f"{base}/v2.1/"}]},
-            ]
+        self.runtime = runtime
+        policy = Policy.for_service(runtime.settings, "compute", POLICY_DEFAULTS)
+        self.deps = Deps(runtime.settings, runtime.db, runtime.bus, policy, image_api(runtime))
+        self.app = routes.build(runtime, self.deps)
 
-        async def root(request: Request) -> Response:
-            return JSONResponse({"versions": versions()})
+    async def start(self) -> None:
+        await flavors.bootstrap(self.runtime.db)
 
-        async def v21(request: Request) -> Response:
-            return JSONResponse({"version": versions()[1]})
 
-        self.app = build_app(
-            "compute",
-            [Route("/", root, methods=["GET"]), Route("/v2.1", v21, methods=["GET"]),
-             Route("/v2.1/", v21, methods=["GET"])],
-            metrics=runtime.metrics, style=FaultStyle.NOVA,
-            max_body=runtime.settings.max_request_body,
-            extra_request_id_headers=("x-compute-request-id",),
-        )
+class _Role(Service):
+    """A bus endpoint on a topic plus a heartbeat in os-services."""
+
+    binary = ""
+    topic = ""
+
+    def __init__(self, runtime: Runtime, endpoint: object) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+        self._listener: Listener | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = await self.runtime.bus.serve(Target(self.topic, host_name(
+            self.runtime)), self.endpoint)
+        self._task = asyncio.create_task(self._beat(), name=f"{self.binary}-heartbeat")
+
+    async def _beat(self) -> None:
+        settings = self.runtime.settings.compute
+        while True:
+            try:
+                await servicegroup.heartbeat(self.runtime.db, host_name(self.runtime),
+                                             self.binary, self.topic)
+                await self.periodic()
+            except Exception:  # noqa: BLE001 - keep beating
+                log.exception("%s periodic work failed", self.binary)
+            await asyncio.sleep(settings.heartbeat_interval)
+
+    async def periodic(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._listener:
+            await self._listener.stop()
+
+
+class SchedulerService(_Role):
+    name = "scheduler"
+    binary = "nova-scheduler"
+    topic = rpc.SCHEDULER
+
+    def __init__(self, runtime: Runtime) -> None:
+        from stratus.compute.scheduler.manager import SchedulerManager
+
+        super().__init__(runtime, SchedulerManager(runtime.db, runtime.settings.compute))
+
+
+class ConductorService(_Role):
+    name = "conductor"
+    binary = "nova-conductor"
+    topic = rpc.CONDUCTOR
+
+    def __init__(self, runtime: Runtime) -> None:
+        from stratus.compute.conductor.manager import ConductorManager
+
+        self.manager = ConductorManager(runtime.db, runtime.bus, runtime.settings.compute)
+        super().__init__(runtime, self.manager)
+
+    async def start(self) -> None:
+        await super().start()
+        await self.manager.recover()
+
+    async def periodic(self) -> None:
+        await self.manager.periodic()
+
+
+class ComputeAgentService(Service):
+    """One compute host per configured fake host (or the one real host)."""
+
+    name = "compute-agent"
+
+    def __init__(self, runtime: Runtime) -> None:
+        from stratus.compute.agent.host import ComputeHost
+
+        self.runtime = runtime
+        settings = runtime.settings
+        base = host_name(runtime)
+        count = settings.compute.fake_hosts
+        names = [base] + [f"{base}-{i}" for i in range(2, count + 1)]
+        if settings.hypervisor == Hypervisor.QEMU:
+            log.warning("the QEMU driver is not available yet; using the fake driver")
+        images = image_api(runtime)
+        self.hosts = [ComputeHost(name, self._driver(name), runtime.db, runtime.bus, images,
+                                  settings.compute) for name in names]
+        runtime.extras["compute.hosts"] = {h.host: h for h in self.hosts}
+
+    def _driver(self, name: str) -> Any:
+        from stratus.compute.virt.fake import FakeDriver
+
+        c = self.runtime.settings.compute
+        mem = c.fake_memory_mb or _machine_memory_mb()
+        disk = c.fake_disk_gb or shutil.disk_usage(self.runtime.settings.data_dir).total // 2**30
+        return FakeDriver(name, vcpus=c.fake_vcpus or os.cpu_count() or 2, memory_mb=mem,
+                          local_gb=int(disk),
+                          control_dir=self.runtime.settings.data_dir / "fake-driver")
+
+    async def start(self) -> None:
+        await asyncio.gather(*(h.start() for h in self.hosts))
+
+    async def stop(self) -> None:
+        for h in self.hosts:
+            await h.stop()
+
+
+def _machine_memory_mb() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 8192
 
 
 async def build(runtime: Runtime) -> Service:
-    return ComputeService(runtime)
+    return ComputeAPIService(runtime)
+
+
+async def build_scheduler(runtime: Runtime) -> Service:
+    return SchedulerService(runtime)
+
+
+async def build_conductor(runtime: Runtime) -> Service:
+    return ConductorService(runtime)
+
+
+async def build_agent(runtime: Runtime) -> Service:
+    return ComputeAgentService(runtime)

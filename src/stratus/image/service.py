@@ -1,34 +1,59 @@
-"""Image service wiring (placeholder until the image issue lands)."""
+"""Image service wiring: settings in, the Glance v2 app and its store out."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import logging
+from pathlib import Path
 
 from stratus.api.app import build_app
+from stratus.api.auth import auth_middleware
 from stratus.api.faults import FaultStyle
+from stratus.api.policy import Policy
+from stratus.image.api import routes
+from stratus.image.core import ImageCore
+from stratus.image.policy import DEFAULTS, ImagePolicy
+from stratus.image.repo import ImageRepo
+from stratus.image.store import FileStore
 from stratus.runtime import Runtime, Service
+from stratus.settings import Settings
+
+log = logging.getLogger("stratus.image")
+
+
+def store_root(settings: Settings) -> Path:
+    path = Path(settings.image.store_dir)
+    return path if path.is_absolute() else settings.data_dir / path
+
+
+def build_store(settings: Settings) -> FileStore:
+    return FileStore(store_root(settings), write_chunk=settings.image.write_chunk,
+                     read_chunk=settings.image.read_chunk)
 
 
 class ImageService(Service):
     name = "image"
 
     def __init__(self, runtime: Runtime) -> None:
-        base = runtime.settings.endpoint("image")
+        settings = runtime.settings
+        self.store = build_store(settings)
+        policy = ImagePolicy(Policy.for_service(settings, "image", DEFAULTS))
+        self.core = ImageCore(ImageRepo(runtime.db), self.store, policy, runtime.bus,
+                              settings.image)
+        self.app = build_app(
+            "image", routes(self.core, settings.image), metrics=runtime.metrics,
+            style=FaultStyle.GLANCE, max_body=settings.max_request_body,
+            middleware=[auth_middleware(lambda: runtime.token_validator,
+                                        public=("/", "/versions", "/healthz", "/metrics"))],
+        )
 
-        async def root(request: Request) -> Response:
-            versions = [
-                {"id": v, "status": "CURRENT" if v == "v2.16" else "SUPPORTED",
-                 "links": [{"rel": "self", "href": f"{base}/v2/"}]}
-                for v in ("v2.16", "v2.15", "v2.9", "v2.7", "v2.6", "v2.5", "v2.4", "v2.3",
-                          "v2.2", "v2.1", "v2.0")
-            ]
-            return JSONResponse({"versions": versions}, status_code=300)
+    async def start(self) -> None:
+        fixed = await self.core.recover()
+        if fixed:
+            log.warning("undid %d interrupted image upload(s)", fixed)
 
-        self.app = build_app("image", [Route("/", root, methods=["GET"])],
-                             metrics=runtime.metrics, style=FaultStyle.GLANCE,
-                             max_body=runtime.settings.max_request_body)
+    async def stop(self) -> None:
+        await self.core.wait_background()
+        self.store.close()
 
 
 async def build(runtime: Runtime) -> Service:

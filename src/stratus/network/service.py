@@ -1,31 +1,81 @@
-"""Network API wiring (placeholder until the networking issue lands)."""
+"""Network service wiring: the Neutron v2.0 API, the agent RPC endpoint, an embedded agent."""
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+import logging
 
 from stratus.api.app import build_app
+from stratus.api.auth import auth_middleware
 from stratus.api.faults import FaultStyle
+from stratus.bus.base import Listener, Target
+from stratus.network import messages
+from stratus.network.access import policy_for
+from stratus.network.agent import AgentRunner
+from stratus.network.api import NetworkAPI
+from stratus.network.rpc import Notifier, ServerEndpoint
+from stratus.network.store import Store
 from stratus.runtime import Runtime, Service
+from stratus.settings import Dataplane
+
+log = logging.getLogger("stratus.network")
 
 
 class NetworkService(Service):
     name = "network"
 
     def __init__(self, runtime: Runtime) -> None:
-        base = runtime.settings.endpoint("network")
+        settings = runtime.settings
+        self.runtime = runtime
+        ref: list[Store] = []
+        self.store = Store(runtime.db, settings.network, Notifier(runtime.bus, ref))
+        ref.append(self.store)
+        api = NetworkAPI(self.store, policy_for(settings), settings.endpoint("network"),
+                         settings.network.list_limit_max)
+        self.app = build_app(
+            "network", api.routes(), metrics=runtime.metrics, style=FaultStyle.NEUTRON,
+            max_body=settings.max_request_body,
+            middleware=[auth_middleware(lambda: runtime.token_validator)])
+        self.endpoint = ServerEndpoint(self.store, runtime.bus)
+        self.listener: Listener | None = None
+        embedded = (settings.network.embedded_agent and "network-agent" not in settings.services
+                    and settings.dataplane in (Dataplane.NOOP, Dataplane.AUTO))
+        self.agent = AgentRunner(runtime.bus, settings.network.host) if embedded else None
 
-        async def root(request: Request) -> Response:
-            return JSONResponse({"versions": [
-                {"id": "v2.0", "status": "CURRENT",
-                 "links": [{"rel": "self", "href": f"{base}/v2.0/"}]}]})
+    async def start(self) -> None:
+        self.listener = await self.runtime.bus.serve(Target(messages.SERVER_TOPIC),
+                                                     self.endpoint)
+        if self.agent is not None:
+            await self.agent.start()
 
-        self.app = build_app("network", [Route("/", root, methods=["GET"])],
-                             metrics=runtime.metrics, style=FaultStyle.NEUTRON,
-                             max_body=runtime.settings.max_request_body)
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
+        if self.listener is not None:
+            await self.listener.stop()
+
+
+class NetworkAgentService(Service):
+    """``stratus serve network-agent``: the per-host agent (no-op dataplane for now)."""
+
+    name = "network-agent"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runner = AgentRunner(runtime.bus, runtime.settings.network.host)
+
+    async def start(self) -> None:
+        await self.runner.start()
+        try:
+            await self.runner.agent.resync()
+        except Exception:  # noqa: BLE001 - the server may start later; messages still arrive
+            log.warning("network agent could not resync at start", exc_info=True)
+
+    async def stop(self) -> None:
+        await self.runner.stop()
 
 
 async def build(runtime: Runtime) -> Service:
     return NetworkService(runtime)
+
+
+async def build_agent(runtime: Runtime) -> Service:
+    return NetworkAgentService(runtime)

@@ -1,0 +1,324 @@
+"""The compute agent: one per host, the only caller of its hypervisor driver.
+
+Host-local actions (start, stop, reboot, pause, snapshot, rescue, rebuild,
+shelve, delete, ...) arrive as casts from the API; the steps of multi-host
+flows (build, migrate, evacuate, unshelve) arrive as calls from the
+conductor. Every host-local action runs through :meth:`AgentManager._run`,
+the one place that walks the action's task_states from the table, records
+the action event, sends the notifications, and on failure records the fault
+and leaves the table's failure state (with the power state the hypervisor
+reports), so no handler repeats that logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from stratus.bus import Bus
+from stratus.compute import teardown
+from stratus.compute.images import ImageAPI
+from stratus.compute.instances import InstanceStore, notification_payload
+from stratus.compute.lifecycle import Action, Transition, transition
+from stratus.compute.models import Instance
+from stratus.compute.states import PowerState, TaskState, VmState
+from stratus.compute.virt.driver import Driver, GuestSpec, ImageSource, MigrationTarget
+from stratus.db import Database
+from stratus.db.base import utcnow
+from stratus.settings import ComputeSettings
+
+log = logging.getLogger("stratus.compute.agent")
+
+Work = Callable[[Instance, "Progress"], Awaitable[dict[str, Any] | None]]
+
+
+class Progress:
+    """Moves an instance to the next task_state of its action (a guarded write)."""
+
+    def __init__(self, store: InstanceStore, t: Transition, uuid: str, current: str | None):
+        self.store, self.t, self.uuid, self.current = store, t, uuid, current
+
+    async def __call__(self, **values: Any) -> None:
+        nxt = self.t.next_task(self.current)
+        if not await self.store.advance(self.uuid, self.current, nxt, **values):
+            raise RuntimeError(f"instance {self.uuid} left task_state {self.current} "
+                               "while the agent worked on it")
+        self.current = nxt.value
+
+
+def guest_spec(inst: Instance, flavor: dict[str, Any] | None = None,
+               image_id: str | None = None) -> GuestSpec:
+    f = flavor or inst.flavor
+    return GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", vcpus=int(f["vcpus"]),
+                     memory_mb=int(f["ram"]), root_gb=int(f["disk"]),
+                     ephemeral_gb=int(f.get("ephemeral", 0)), swap_mb=int(f.get("swap", 0)),
+                     image_id=image_id or inst.image_ref, user_data=inst.user_data,
+                     metadata=dict(inst.metadata_ or {}), key_data=inst.key_data,
+                     hostname=inst.hostname, extra_specs=dict(f.get("extra_specs") or {}))
+
+
+class AgentManager:
+    """Bus endpoint of ``compute.<host>``."""
+
+    def __init__(self, host: str, driver: Driver, db: Database, bus: Bus, images: ImageAPI,
+                 settings: ComputeSettings) -> None:
+        self.host = host
+        self.driver = driver
+        self.db = db
+        self.bus = bus
+        self.images = images
+        self.settings = settings
+        self.store = InstanceStore(db)
+
+    def image_source(self, token: str) -> ImageSource:
+        def source(image_id: str) -> AsyncIterator[bytes]:
+            return self.images.download(token, image_id)
+        return source
+
+    async def notify(self, inst: Instance, event: str, **extra: Any) -> None:
+        await self.bus.notify(f"instance.{event}", notification_payload(inst, **extra),
+                              publisher=f"compute.{self.host}")
+
+    async def _run(self, action: Action, uuid: str, request_id: str, work: Work,
+                   *, event_name: str | None = None) -> None:
+        t = transition(action)
+        try:
+            inst = await self.store.get(uuid)
+        except Exception:  # noqa: BLE001 - deleted meanwhile
+            return
+        started_from = VmState(inst.vm_state)
+        event = event_name or f"compute_{action.value.replace('-', '_')}"
+        name = action.value.lower()
+        await self.store.event_start(uuid, request_id, event, self.host)
+        await self.notify(inst, f"{name}.start")
+        progress = Progress(self.store, t, uuid, inst.task_state)
+        try:
+            values = await work(inst, progress) or {}
+        except Exception as exc:  # noqa: BLE001 - every failure ends in a defined state
+            power = await self._power(uuid)
+            await self.store.fail(inst, t, started_from=started_from, error=exc,
+                                  request_id=request_id, host=self.host, event=event,
+                                  power_state=int(power))
+            await self.notify(inst, f"{name}.error", fault=str(exc))
+            return
+        await self.store.finish(inst, t, started_from=started_from, **values)
+        await self.store.event_finish(uuid, request_id, event, host=self.host)
+        await self.notify(await self.store.get(uuid, deleted=True), f"{name}.end")
+
+    async def _power(self, uuid: str) -> PowerState:
+        try:
+            return await self.driver.power_state(uuid)
+        except Exception:  # noqa: BLE001
+            return PowerState.NOSTATE
+
+    # --- host-local actions (casts from the API) ----------------------------
+
+    async def start_instance(self, uuid: str, request_id: str) -> None:
+        await self._run(Action.START, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.power_on(uuid)))
+
+    async def stop_instance(self, uuid: str, request_id: str) -> None:
+        await self._run(Action.STOP, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.power_off(uuid, timeout=60)))
+
+    async def reboot_instance(self, uuid: str, request_id: str, hard: bool) -> None:
+        async def work(inst: Instance, progress: Progress) -> None:
+            await progress()
+            await progress()
+            await self.driver.reboot(uuid, hard=hard)
+        await self._run(Action.REBOOT_HARD if hard else Action.REBOOT_SOFT, uuid, request_id,
+                        work, event_name="compute_reboot_instance")
+
+    async def pause_instance(self, uuid: str, request_id: str) -> None:
+        await self._run(Action.PAUSE, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.pause(uuid)))
+
+    async def unpause_instance(self, uuid: str, request_id: str) -> None:
+        await self._run(Action.UNPAUSE, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.unpause(uuid)))
+
+    async def suspend_instance(self, uuid: str, request_id: str) -> None:
+        await self._run(Action.SUSPEND, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.suspend(uuid)))
+
+    async def resume_instance(self, uuid: str, request_id: str) -> None:
+        await self._run(Action.RESUME, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.resume(uuid)))
+
+    async def set_admin_password(self, uuid: str, request_id: str, password: str) -> None:
+        await self._run(Action.CHANGE_PASSWORD, uuid, request_id,
+                        lambda i, p: self._simple(self.driver.set_admin_password(uuid, password)))
+
+    async def rescue_instance(self, uuid: str, request_id: str, token: str,
+                              image_id: str | None) -> None:
+        async def work(inst: Instance, progress: Progress) -> dict[str, Any]:
+            await self.driver.rescue(uuid, self.image_source(token), image_id)
+            return {"rescue_image_ref": image_id}
+        await self._run(Action.RESCUE, uuid, request_id, work)
+
+    async def unrescue_instance(self, uuid: str, request_id: str) -> None:
+        async def work(inst: Instance, progress: Progress) -> dict[str, Any]:
+            await self.driver.unrescue(uuid)
+            return {"rescue_image_ref": None}
+        await self._run(Action.UNRESCUE, uuid, request_id, work)
+
+    async def rebuild_instance(self, uuid: str, request_id: str, token: str,
+                               image_ref: str | None) -> None:
+        async def work(inst: Instance, progress: Progress) -> dict[str, Any]:
+            was_stopped = inst.vm_state == VmState.STOPPED
+            await self.driver.destroy(uuid)
+            await progress()
+            await progress()
+            await self.driver.spawn(guest_spec(inst, image_id=image_ref),
+                                    self.image_source(token))
+            power = PowerState.RUNNING
+            if was_stopped:
+                await self.driver.power_off(uuid)
+                power = PowerState.SHUTDOWN
+            return {"image_ref": image_ref or inst.image_ref, "power_state": int(power),
+                    "launched_at": utcnow()}
+        await self._run(Action.REBUILD, uuid, request_id, work)
+
+    async def snapshot_instance(self, uuid: str, request_id: str, token: str, image_id: str,
+                                backup: bool = False) -> None:
+        async def work(inst: Instance, progress: Progress) -> None:
+            try:
+                if not backup:
+                    await progress()  # image_snapshot
+                await self._stream_snapshot(uuid, token, image_id, progress)
+            except BaseException:
+                await self._delete_image(token, image_id)
+                raise
+        await self._run(Action.BACKUP if backup else Action.SNAPSHOT, uuid, request_id, work,
+                        event_name="compute_snapshot_instance")
+
+    async def _stream_snapshot(self, uuid: str, token: str, image_id: str,
+                               progress: Callable[..., Awaitable[None]]) -> None:
+        """Driver → queue → image upload, chunk by chunk: never a full temporary copy."""
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+
+        await progress()  # image_pending_upload
+        upload = asyncio.create_task(self.images.upload(token, image_id, chunks()))
+        await progress()  # image_uploading
+        try:
+            await self.driver.snapshot(uuid, queue.put)
+        finally:
+            await queue.put(None)
+        await upload
+
+    async def _delete_image(self, token: str, image_id: str) -> None:
+        try:
+            await self.images.delete(token, image_id)
+        except Exception:  # noqa: BLE001 - best effort; the fault names the real error
+            log.warning("could not delete failed snapshot image %s", image_id)
+
+    async def shelve_instance(self, uuid: str, request_id: str, token: str,
+                              image_id: str | None) -> None:
+        async def work(inst: Instance, progress: Progress) -> dict[str, Any]:
+            await self.driver.power_off(uuid, timeout=60)
+            if image_id:
+                async def step(**_: Any) -> None:
+                    await progress()
+                await self._stream_snapshot(uuid, token, image_id, step)
+            return {"shelved_image_id": image_id}
+        await self._run(Action.SHELVE, uuid, request_id, work)
+        inst = await self.store.get(uuid)
+        if inst.vm_state == VmState.SHELVED and self.settings.shelved_offload_time == 0:
+            await self.store.begin(uuid, Action.SHELVE_OFFLOAD)
+            await self.shelve_offload_instance(uuid, request_id)
+
+    async def shelve_offload_instance(self, uuid: str, request_id: str) -> None:
+        async def work(inst: Instance, progress: Progress) -> dict[str, Any]:
+            await self.driver.destroy(uuid)
+            from stratus.compute.scheduler import claims
+            async with self.db.session() as session:
+                await claims.release(session, uuid)
+            return {"host": None, "node": None, "availability_zone": None,
+                    "power_state": int(PowerState.SHUTDOWN)}
+        await self._run(Action.SHELVE_OFFLOAD, uuid, request_id, work)
+
+    async def terminate_instance(self, uuid: str, request_id: str) -> None:
+        try:
+            inst = await self.store.get(uuid)
+        except Exception:  # noqa: BLE001
+            return
+        await self.notify(inst, "delete.start")
+        try:
+            await self.driver.destroy(uuid)
+        except Exception as exc:  # noqa: BLE001
+            await self.store.fail(inst, transition(Action.DELETE),
+                                  started_from=VmState(inst.vm_state), error=exc,
+                                  request_id=request_id, host=self.host,
+                                  event="compute_terminate_instance")
+            return
+        await teardown.finalize_delete(self.db, inst)
+        await self.notify(inst, "delete.end")
+
+    async def get_console_output(self, uuid: str, length: int | None = None) -> str:
+        return await self.driver.console_output(uuid, length)
+
+    async def trigger_crash_dump(self, uuid: str) -> None:
+        await self.driver.trigger_crash_dump(uuid)
+
+    @staticmethod
+    async def _simple(op: Awaitable[None]) -> None:
+        await op
+
+    # --- steps of conductor flows (calls) ----------------------------------
+
+    async def spawn(self, uuid: str, request_id: str, token: str,
+                    flavor: dict[str, Any] | None = None, power_on: bool = True) -> int:
+        """Build (or re-build after evacuate/unshelve) the guest here; returns power state."""
+        inst = await self.store.get(uuid)
+        image_id = inst.shelved_image_id if inst.vm_state in (
+            VmState.SHELVED_OFFLOADED, VmState.SHELVED) and inst.shelved_image_id else None
+        spec = guest_spec(inst, flavor, image_id)
+        await self.driver.destroy(uuid)  # idempotent: a retried step starts clean
+        await self.driver.spawn(spec, self.image_source(token))
+        if not power_on:
+            await self.driver.power_off(uuid)
+            return int(PowerState.SHUTDOWN)
+        return int(PowerState.RUNNING)
+
+    async def destroy(self, uuid: str, keep_disks: bool = False) -> None:
+        await self.driver.destroy(uuid, keep_disks=keep_disks)
+
+    async def power_off(self, uuid: str) -> None:
+        await self.driver.power_off(uuid)
+
+    async def power_on(self, uuid: str) -> None:
+        await self.driver.power_on(uuid)
+
+    async def prepare_incoming(self, uuid: str, flavor: dict[str, Any], live: bool,
+                               block_migration: bool) -> dict[str, Any]:
+        inst = await self.store.get(uuid)
+        target = await self.driver.prepare_incoming(guest_spec(inst, flavor), live=live,
+                                                    block_migration=block_migration)
+        return {"host": target.host, "uri": target.uri,
+                "block_migration": target.block_migration, "extra": target.extra}
+
+    async def migrate_out(self, uuid: str, dest: dict[str, Any], live: bool) -> None:
+        await self.driver.migrate_out(uuid, MigrationTarget(**dest), live=live)
+
+    async def finish_incoming(self, uuid: str, dest: dict[str, Any], flavor: dict[str, Any],
+                              power_on: bool) -> int:
+        inst = await self.store.get(uuid)
+        spec = guest_spec(inst, flavor)
+        await self.driver.finish_incoming(spec, MigrationTarget(**dest), power_on=power_on)
+        await self.driver.resize_disk(uuid, spec)
+        return int(await self.driver.power_state(uuid))
+
+    async def abort_incoming(self, uuid: str) -> None:
+        await self.driver.abort_incoming(uuid)
+
+    async def task_state_of(self, uuid: str) -> str | None:
+        return (await self.store.get(uuid)).task_state
+
+
+TaskStateT = TaskState

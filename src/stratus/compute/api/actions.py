@@ -1,0 +1,438 @@
+"""``POST /servers/{id}/action``: one handler per action, in one table.
+
+Each handler validates its body, claims the action with the table's first
+task_state (409 naming the state otherwise), records the instance action,
+and hands the work to the agent (host-local) or the conductor (multi-host).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import Response
+
+from stratus.compute import quotas
+from stratus.compute.api.common import Call, Deps, accepted, ok, require_bool, require_int, \
+    require_str
+from stratus.compute.api.servers import context_for, delete_instance, find_flavor, find_image
+from stratus.compute.api.views import server
+from stratus.compute.flavors import snapshot as flavor_snapshot
+from stratus.compute.lifecycle import Action
+from stratus.compute.models import Instance, Migration
+from stratus.compute.servicegroup import compute_service, is_up
+from stratus.compute.states import VmState
+from stratus.errors import BadRequest, Conflict, NotFound
+
+Handler = Callable[[Call, Instance, Any], Awaitable[Response]]
+
+
+async def _begin(call: Call, inst: Instance, action: Action, name: str | None = None,
+                 **extra: Any) -> Instance:
+    call.check_lock(inst, name or action.value)
+    claimed = await call.deps.store.begin(inst.uuid, action, extra=extra)
+    await call.deps.store.record_action(inst.uuid, name or action.value, call.request_id,
+                                        call.project_id, call.ctx.user_id)
+    return claimed
+
+
+async def _to_agent(call: Call, inst: Instance, action: Action, method: str,
+                    name: str | None = None, **kwargs: Any) -> Response:
+    await _begin(call, inst, action, name)
+    await call.deps.agents.cast(inst.host or "", method, uuid=inst.uuid,
+                                request_id=call.request_id, **kwargs)
+    return accepted()
+
+
+async def start(call: Call, inst: Instance, body: Any) -> Response:
+    return await _to_agent(call, inst, Action.START, "start_instance", "start")
+
+
+async def stop(call: Call, inst: Instance, body: Any) -> Response:
+    return await _to_agent(call, inst, Action.STOP, "stop_instance", "stop")
+
+
+async def reboot(call: Call, inst: Instance, body: Any) -> Response:
+    kind = (body or {}).get("type") if isinstance(body, dict) else None
+    if not isinstance(kind, str) or kind.upper() not in ("SOFT", "HARD"):
+        raise BadRequest("Invalid reboot type: 'type' must be SOFT or HARD.")
+    hard = kind.upper() == "HARD"
+    return await _to_agent(call, inst, Action.REBOOT_HARD if hard else Action.REBOOT_SOFT,
+                           "reboot_instance", "reboot", hard=hard)
+
+
+def _simple(action: Action, method: str) -> Handler:
+    async def handler(call: Call, inst: Instance, body: Any) -> Response:
+        return await _to_agent(call, inst, action, method, action.value)
+    return handler
+
+
+async def lock(call: Call, inst: Instance, body: Any) -> Response:
+    reason = None
+    if isinstance(body, dict) and "locked_reason" in body:
+        if call.version < "2.73":
+            raise BadRequest("locked_reason needs microversion 2.73 or later.")
+        reason = require_str(body, "locked_reason", allow_empty=True)
+    await call.deps.store.update(inst.uuid, locked=True,
+                                 locked_by="admin" if call.is_admin else "owner",
+                                 locked_reason=reason)
+    await call.deps.store.record_action(inst.uuid, "lock", call.request_id, call.project_id,
+                                        call.ctx.user_id)
+    return accepted()
+
+
+async def unlock(call: Call, inst: Instance, body: Any) -> Response:
+    if inst.locked and inst.locked_by == "admin" and not call.is_admin:
+        call.enforce("os_compute_api:os-lock-server:unlock:unlock_override")
+    await call.deps.store.update(inst.uuid, locked=False, locked_by=None, locked_reason=None)
+    await call.deps.store.record_action(inst.uuid, "unlock", call.request_id, call.project_id,
+                                        call.ctx.user_id)
+    return accepted()
+
+
+async def create_image(call: Call, inst: Instance, body: Any) -> Response:
+    if not isinstance(body, dict):
+        raise BadRequest("createImage needs an object with 'name'.")
+    name = require_str(body, "name")
+    from stratus.compute.api.common import check_metadata
+
+    meta = check_metadata(body.get("metadata", {}))
+    await _begin(call, inst, Action.SNAPSHOT, "createImage")
+    try:
+        image = await call.deps.images.create(call.ctx.token, {
+            "name": name, "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "private", "instance_uuid": inst.uuid, "image_type": "snapshot",
+            "base_image_ref": inst.image_ref or "", **meta})
+    except Exception:
+        await call.deps.store.update(inst.uuid, task_state=None)
+        raise
+    await call.deps.agents.cast(inst.host or "", "snapshot_instance", uuid=inst.uuid,
+                                request_id=call.request_id, token=call.ctx.token,
+                                image_id=image["id"])
+    headers = {"Location": f"{call.base.rsplit('/v2.1', 1)[0]}/images/{image['id']}"}
+    if call.version >= "2.45":
+        return ok({"image_id": image["id"]}, 202, headers)
+    return Response(status_code=202, headers=headers)
+
+
+async def resize(call: Call, inst: Instance, body: Any) -> Response:
+    if not isinstance(body, dict) or "flavorRef" not in body:
+        raise BadRequest("resize needs 'flavorRef'.")
+    flavor = await find_flavor(call, body["flavorRef"])
+    if flavor.flavorid == inst.flavor.get("flavorid"):
+        raise BadRequest("When resizing, instances must change flavor.")
+    if flavor.root_gb < int(inst.flavor["disk"]):
+        raise BadRequest("Resize to a flavor with a smaller root disk is not allowed.")
+    new = flavor_snapshot(flavor)
+    return await _migrate(call, inst, Action.RESIZE, "resize", new, None)
+
+
+async def _migrate(call: Call, inst: Instance, action: Action, kind: str,
+                   new_flavor: dict[str, Any] | None, host: str | None) -> Response:
+    deps = call.deps
+    deltas = {"cores": 0, "ram": 0}
+    if new_flavor:
+        deltas = {"cores": max(0, int(new_flavor["vcpus"]) - int(inst.flavor["vcpus"])),
+                  "ram": max(0, int(new_flavor["ram"]) - int(inst.flavor["ram"]))}
+    if any(deltas.values()):
+        await quotas.ensure_rows(deps.db, inst.project_id)
+        async with deps.db.session() as session:
+            hard = await quotas.limits(session, deps.settings.compute, inst.project_id)
+            await quotas.reserve(session, inst.project_id, deltas, hard)
+    try:
+        await _begin(call, inst, action, kind, prior_vm_state=inst.vm_state)
+    except Exception:
+        if any(deltas.values()):
+            async with deps.db.session() as session:
+                await quotas.release(session, inst.project_id, deltas)
+        raise
+    migration = await _new_migration(call, inst, "resize" if new_flavor else "migration",
+                                     new_flavor)
+    await deps.conductor.cast("migrate_server", uuid=inst.uuid, request_id=call.request_id,
+                              migration_uuid=migration, spec=_spec(inst),
+                              new_flavor=new_flavor, host=host)
+    return accepted()
+
+
+def _spec(inst: Instance) -> dict[str, Any]:
+    return {"project_id": inst.project_id, "availability_zone": inst.pinned_availability_zone,
+            "extra_specs": dict(inst.flavor.get("extra_specs") or {})}
+
+
+async def _new_migration(call: Call, inst: Instance, kind: str,
+                         new_flavor: dict[str, Any] | None, status: str = "pre-migrating"
+                         ) -> str:
+    mig = Migration(instance_uuid=inst.uuid, project_id=inst.project_id,
+                    user_id=call.ctx.user_id, migration_type=kind, status=status,
+                    source_compute=inst.host, source_node=inst.node,
+                    old_flavor_id=inst.flavor.get("id"),
+                    new_flavor_id=(new_flavor or inst.flavor).get("id"))
+    async with call.deps.db.session() as session:
+        session.add(mig)
+    return mig.uuid
+
+
+async def _finished_migration(call: Call, inst: Instance) -> str:
+    async with call.deps.db.session() as session:
+        mig = await session.scalar(select(Migration.uuid).where(
+            Migration.instance_uuid == inst.uuid, Migration.status == "finished"
+        ).order_by(Migration.id.desc()))
+    if mig is None:
+        raise BadRequest(f"Instance {inst.uuid} has no resize to confirm or revert.")
+    return mig
+
+
+async def confirm_resize(call: Call, inst: Instance, body: Any) -> Response:
+    if inst.vm_state != VmState.RESIZED:
+        raise Conflict(f"Cannot 'confirmResize' instance {inst.uuid} while it is in vm_state "
+                       f"{inst.vm_state}")
+    mig = await _finished_migration(call, inst)
+    await _begin(call, inst, Action.CONFIRM_RESIZE, "confirmResize")
+    await call.deps.conductor.cast("confirm_resize", uuid=inst.uuid,
+                                   request_id=call.request_id, migration_uuid=mig)
+    return ok(None, 204)
+
+
+async def revert_resize(call: Call, inst: Instance, body: Any) -> Response:
+    if inst.vm_state != VmState.RESIZED:
+        raise Conflict(f"Cannot 'revertResize' instance {inst.uuid} while it is in vm_state "
+                       f"{inst.vm_state}")
+    mig = await _finished_migration(call, inst)
+    await _begin(call, inst, Action.REVERT_RESIZE, "revertResize")
+    await call.deps.conductor.cast("revert_resize", uuid=inst.uuid,
+                                   request_id=call.request_id, migration_uuid=mig)
+    return accepted()
+
+
+async def migrate(call: Call, inst: Instance, body: Any) -> Response:
+    call.enforce("os_compute_api:servers:admin_action")
+    host = body.get("host") if isinstance(body, dict) else None
+    if host is not None and (call.version < "2.56" or not isinstance(host, str)):
+        raise BadRequest("'host' needs microversion 2.56 or later and must be a string.")
+    await _check_host(call, host)
+    return await _migrate(call, inst, Action.MIGRATE, "migrate", None, host)
+
+
+async def _check_host(call: Call, host: str | None) -> None:
+    if host is not None and await compute_service(call.deps.db, host) is None:
+        raise BadRequest(f"Compute host {host} could not be found.")
+
+
+async def live_migrate(call: Call, inst: Instance, body: Any) -> Response:
+    call.enforce("os_compute_api:servers:admin_action")
+    if not isinstance(body, dict) or "host" not in body:
+        raise BadRequest("os-migrateLive needs 'host' (null to let the scheduler choose).")
+    host = body.get("host")
+    if host is not None and not isinstance(host, str):
+        raise BadRequest("Invalid host.")
+    block = body.get("block_migration", "auto" if call.version >= "2.25" else False)
+    if block != "auto":
+        block = require_bool(block, "block_migration")
+    await _check_host(call, host)
+    await _begin(call, inst, Action.LIVE_MIGRATE, "live-migration")
+    mig = await _new_migration(call, inst, "live-migration", None, status="queued")
+    await call.deps.conductor.cast("live_migrate", uuid=inst.uuid, request_id=call.request_id,
+                                   migration_uuid=mig, spec=_spec(inst), host=host,
+                                   block_migration=block in (True, "auto"))
+    return accepted()
+
+
+async def evacuate(call: Call, inst: Instance, body: Any) -> Response:
+    call.enforce("os_compute_api:servers:admin_action")
+    body = body if isinstance(body, dict) else {}
+    host = body.get("host")
+    if host is not None and not isinstance(host, str):
+        raise BadRequest("Invalid host.")
+    await _check_host(call, host)
+    svc = await compute_service(call.deps.db, inst.host or "")
+    if svc is not None and is_up(svc, call.deps.settings.compute.service_down_time):
+        raise Conflict(f"Compute service of {inst.host} is still in use; evacuate needs it "
+                       "down (stopped, or forced down).")
+    if host is not None and host == inst.host:
+        raise BadRequest("The target host is the instance's current host.")
+    await _begin(call, inst, Action.EVACUATE, "evacuate")
+    mig = await _new_migration(call, inst, "evacuation", None, status="accepted")
+    await call.deps.conductor.cast("evacuate", uuid=inst.uuid, request_id=call.request_id,
+                                   migration_uuid=mig, spec=_spec(inst), host=host,
+                                   token=call.ctx.token)
+    if call.version < "2.14":
+        return ok({"adminPass": body.get("adminPass") or secrets.token_urlsafe(9)})
+    return Response(status_code=200)
+
+
+async def shelve(call: Call, inst: Instance, body: Any) -> Response:
+    await _begin(call, inst, Action.SHELVE, "shelve")
+    image_id = None
+    try:
+        image = await call.deps.images.create(call.ctx.token, {
+            "name": f"{inst.name}-shelved", "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "private", "instance_uuid": inst.uuid, "image_type": "snapshot"})
+        image_id = image["id"]
+    except Exception:  # noqa: BLE001 - shelve without an image still frees the host
+        image_id = None
+    await call.deps.agents.cast(inst.host or "", "shelve_instance", uuid=inst.uuid,
+                                request_id=call.request_id, token=call.ctx.token,
+                                image_id=image_id)
+    return accepted()
+
+
+async def shelve_offload(call: Call, inst: Instance, body: Any) -> Response:
+    call.enforce("os_compute_api:servers:admin_action")
+    return await _to_agent(call, inst, Action.SHELVE_OFFLOAD, "shelve_offload_instance",
+                           "shelveOffload")
+
+
+async def unshelve(call: Call, inst: Instance, body: Any) -> Response:
+    body = body if isinstance(body, dict) else {}
+    az = body.get("availability_zone")
+    host = body.get("host")
+    if host is not None:
+        call.enforce("os_compute_api:servers:admin_action")
+        await _check_host(call, host)
+    if (az is not None or host is not None) and inst.vm_state != VmState.SHELVED_OFFLOADED:
+        raise Conflict(f"Cannot choose a destination for instance {inst.uuid} in vm_state "
+                       f"{inst.vm_state}; only shelved_offloaded servers move.")
+    await _begin(call, inst, Action.UNSHELVE, "unshelve")
+    spec = {**_spec(inst), **({"availability_zone": az} if az else {})}
+    await call.deps.conductor.cast("unshelve", uuid=inst.uuid, request_id=call.request_id,
+                                   spec=spec, host=host, token=call.ctx.token)
+    return accepted()
+
+
+async def rescue(call: Call, inst: Instance, body: Any) -> Response:
+    body = body if isinstance(body, dict) else {}
+    image_id = None
+    if body.get("rescue_image_ref"):
+        image_id = (await find_image(call, body["rescue_image_ref"]))["id"]
+    password = body.get("adminPass") or secrets.token_urlsafe(9)
+    await _begin(call, inst, Action.RESCUE, "rescue")
+    await call.deps.agents.cast(inst.host or "", "rescue_instance", uuid=inst.uuid,
+                                request_id=call.request_id, token=call.ctx.token,
+                                image_id=image_id)
+    return ok({"adminPass": password})
+
+
+async def rebuild(call: Call, inst: Instance, body: Any) -> Response:
+    if not isinstance(body, dict) or "imageRef" not in body:
+        raise BadRequest("rebuild needs 'imageRef'.")
+    image = await find_image(call, body["imageRef"])
+    values: dict[str, Any] = {}
+    if "name" in body:
+        values["name"] = require_str(body, "name")
+    if "metadata" in body:
+        from stratus.compute.api.common import check_metadata
+
+        values["metadata_"] = check_metadata(body["metadata"])
+    if "description" in body and call.version >= "2.19":
+        values["description"] = require_str(body, "description", required=False,
+                                            allow_empty=True)
+    if body.get("user_data") is not None and call.version >= "2.57":
+        values["user_data"] = body["user_data"]
+    await _begin(call, inst, Action.REBUILD, "rebuild", image_ref=image["id"], **values)
+    await call.deps.agents.cast(inst.host or "", "rebuild_instance", uuid=inst.uuid,
+                                request_id=call.request_id, token=call.ctx.token,
+                                image_ref=image["id"])
+    fresh = await call.instance(inst.uuid)
+    view = server(fresh, await context_for(call, fresh), basic=call.version < "2.75")
+    if call.version >= "2.57":
+        view["user_data"] = fresh.user_data
+    view["adminPass"] = body.get("adminPass") or secrets.token_urlsafe(9)
+    return ok({"server": view}, 202)
+
+
+async def change_password(call: Call, inst: Instance, body: Any) -> Response:
+    if not isinstance(body, dict):
+        raise BadRequest("changePassword needs 'adminPass'.")
+    password = require_str(body, "adminPass")
+    return await _to_agent(call, inst, Action.CHANGE_PASSWORD, "set_admin_password",
+                           "changePassword", password=password)
+
+
+async def console_output(call: Call, inst: Instance, body: Any) -> Response:
+    call.enforce("os_compute_api:os-console-output", {"project_id": inst.project_id})
+    length = body.get("length") if isinstance(body, dict) else None
+    if length is not None:
+        length = require_int(length, "length", -1)
+        length = None if length == -1 else length
+    if not inst.host or inst.vm_state in (VmState.BUILDING, VmState.SHELVED_OFFLOADED):
+        raise Conflict(f"Instance {inst.uuid} is in vm_state {inst.vm_state}; it has no "
+                       "console yet.")
+    output = await call.deps.agents.call(inst.host, "get_console_output", uuid=inst.uuid,
+                                         length=length)
+    return ok({"output": output})
+
+
+async def crash_dump(call: Call, inst: Instance, body: Any) -> Response:
+    if inst.vm_state not in (VmState.ACTIVE, VmState.PAUSED, VmState.RESCUED,
+                             VmState.RESIZED, VmState.ERROR) or inst.task_state:
+        raise Conflict(f"Cannot 'trigger_crash_dump' instance {inst.uuid} while it is in "
+                       f"vm_state {inst.vm_state}")
+    await call.deps.agents.cast(inst.host or "", "trigger_crash_dump", uuid=inst.uuid)
+    return accepted()
+
+
+async def force_delete(call: Call, inst: Instance, body: Any) -> Response:
+    await delete_instance(call, inst)
+    return accepted()
+
+
+ACTIONS: dict[str, tuple[Handler, str]] = {
+    "os-start": (start, "2.1"),
+    "os-stop": (stop, "2.1"),
+    "reboot": (reboot, "2.1"),
+    "pause": (_simple(Action.PAUSE, "pause_instance"), "2.1"),
+    "unpause": (_simple(Action.UNPAUSE, "unpause_instance"), "2.1"),
+    "suspend": (_simple(Action.SUSPEND, "suspend_instance"), "2.1"),
+    "resume": (_simple(Action.RESUME, "resume_instance"), "2.1"),
+    "unrescue": (_simple(Action.UNRESCUE, "unrescue_instance"), "2.1"),
+    "lock": (lock, "2.1"),
+    "unlock": (unlock, "2.1"),
+    "createImage": (create_image, "2.1"),
+    "resize": (resize, "2.1"),
+    "confirmResize": (confirm_resize, "2.1"),
+    "revertResize": (revert_resize, "2.1"),
+    "migrate": (migrate, "2.1"),
+    "os-migrateLive": (live_migrate, "2.1"),
+    "evacuate": (evacuate, "2.1"),
+    "shelve": (shelve, "2.1"),
+    "shelveOffload": (shelve_offload, "2.1"),
+    "unshelve": (unshelve, "2.1"),
+    "rescue": (rescue, "2.1"),
+    "rebuild": (rebuild, "2.1"),
+    "changePassword": (change_password, "2.1"),
+    "os-getConsoleOutput": (console_output, "2.1"),
+    "trigger_crash_dump": (crash_dump, "2.17"),
+    "forceDelete": (force_delete, "2.1"),
+}
+# Unlocked servers only for these (lock/unlock and reads are always allowed).
+_LOCK_EXEMPT = {"lock", "unlock", "os-getConsoleOutput"}
+
+
+async def dispatch(deps: Deps, request: Request) -> Response:
+    call = Call(deps, request)
+    doc = await call.body()
+    if len(doc) != 1:
+        raise BadRequest("The action body must hold exactly one action.")
+    name, body = next(iter(doc.items()))
+    entry = ACTIONS.get(name)
+    if entry is None or call.version < entry[1]:
+        raise BadRequest(f"There is no such action: {name}")
+    handler, _ = entry
+    inst = await call.instance(request.path_params["server_id"], "os_compute_api:servers:action")
+    if name not in _LOCK_EXEMPT:
+        call.check_lock(inst, name)
+    if not inst.host and name not in ("unshelve", "forceDelete", "lock", "unlock") \
+            and inst.vm_state != VmState.SHELVED_OFFLOADED:
+        raise Conflict(f"Cannot '{name}' instance {inst.uuid} while it is in vm_state "
+                       f"{inst.vm_state}")
+    if inst.vm_state == VmState.SHELVED_OFFLOADED and name not in (
+            "unshelve", "forceDelete", "lock", "unlock"):
+        raise Conflict(f"Cannot '{name}' instance {inst.uuid} while it is in vm_state "
+                       f"{inst.vm_state}")
+    return await handler(call, inst, body)
+
+
+__all__ = ["ACTIONS", "dispatch", "NotFound"]

@@ -1,0 +1,63 @@
+"""Picking hosts: filter, explain, weigh, choose from the best subset."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from stratus.compute.scheduler.filters import DEFAULT_FILTERS, Filter
+from stratus.compute.scheduler.hoststate import HostState, RequestSpec
+from stratus.compute.scheduler.weighers import Weigher, weigh
+from stratus.errors import StratusError
+
+
+class NoValidHost(StratusError):
+    status = 400
+    default_message = "No valid host was found."
+
+
+@dataclass
+class Rejections:
+    """Per filter: how many hosts it removed, and the most common reason."""
+
+    total: int
+    by_filter: dict[str, Counter[str]]
+
+    def explain(self) -> str:
+        if self.total == 0:
+            return "No valid host was found. There are no compute hosts."
+        parts = []
+        for name, reasons in self.by_filter.items():
+            count = sum(reasons.values())
+            reason, _ = reasons.most_common(1)[0]
+            parts.append(f"{name} removed {count} host(s) ({reason})")
+        return (f"No valid host was found. {self.total} host(s) considered: "
+                + "; ".join(parts) + ".")
+
+
+def filter_hosts(hosts: list[HostState], spec: RequestSpec,
+                 filters: tuple[Filter, ...] = DEFAULT_FILTERS
+                 ) -> tuple[list[HostState], Rejections]:
+    passed: list[HostState] = []
+    rejected: dict[str, Counter[str]] = {}
+    for host in hosts:
+        for flt in filters:
+            reason = flt.reject(host, spec)
+            if reason is not None:
+                rejected.setdefault(flt.name, Counter())[reason] += 1
+                break
+        else:
+            passed.append(host)
+    return passed, Rejections(len(hosts), rejected)
+
+
+def rank(hosts: list[HostState], spec: RequestSpec, weighers: tuple[Weigher, ...],
+         subset_size: int = 1, rng: random.Random | None = None) -> list[HostState]:
+    """Candidates best first; the first is drawn at random from the top ``subset_size``."""
+    ordered = [h for _, h in weigh(hosts, spec, weighers)]
+    if subset_size > 1 and len(ordered) > 1:
+        top = min(subset_size, len(ordered))
+        pick = (rng or random).randrange(top)
+        ordered.insert(0, ordered.pop(pick))
+    return ordered

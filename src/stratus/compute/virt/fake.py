@@ -1,0 +1,278 @@
+"""The fake driver: guests are entries in a dict, operations are instant.
+
+It honours the whole contract of :class:`~stratus.compute.virt.driver.Driver`
+(power state transitions, idempotent destroy, snapshot streaming, migration
+in three steps), so the control plane can be tested and benchmarked without
+a hypervisor. Two knobs for tests and benchmarks:
+
+* ``latency``: seconds to sleep per operation (``{"spawn": 0.5}``; key
+  ``"*"`` for all), to widen race windows or mimic a real host;
+* ``fetch_images``: read the image through the agent's image source at
+  spawn (off by default: a fake guest's disk is a few bytes, not a copy);
+* failure injection: ``fail_next("spawn", 2)`` makes the next two spawns on
+  this host raise :class:`DriverError`. A process running the fake driver
+  also reads ``<data_dir>/fake-driver/<host>.json`` (``{"spawn": 2}``) before
+  each operation and consumes it, so a test can inject failures into a cloud
+  running in another process.
+
+Migration between fake hosts of one process moves the guest record through a
+shared registry; across processes the destination simply creates the guest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from stratus.compute.states import PowerState
+from stratus.compute.virt.driver import (
+    Driver,
+    DriverError,
+    GuestExists,
+    GuestInfo,
+    GuestNotFound,
+    GuestSpec,
+    HostResources,
+    ImageSource,
+    MigrationTarget,
+    NotSupported,
+    SnapshotSink,
+)
+
+_P = PowerState
+SNAPSHOT_CHUNK = 64 * 1024
+
+
+@dataclass
+class FakeGuest:
+    spec: GuestSpec
+    power: PowerState = PowerState.RUNNING
+    disk: bytes = b""
+    rescued: bool = False
+    console: list[str] = field(default_factory=list)
+    password: str | None = None
+
+
+# Every fake host of this process, by name: lets migrations move guests.
+_REGISTRY: dict[str, FakeDriver] = {}
+
+
+class FakeDriver(Driver):
+    hypervisor_type = "fake"
+
+    def __init__(self, host: str, *, vcpus: int = 16, memory_mb: int = 32768,
+                 local_gb: int = 500, latency: dict[str, float] | None = None,
+                 control_dir: Path | None = None, fetch_images: bool = False) -> None:
+        self.host = host
+        self.fetch_images = fetch_images
+        self.resources = HostResources(hostname=host, vcpus=vcpus, memory_mb=memory_mb,
+                                       local_gb=local_gb, hypervisor_type="fake",
+                                       hypervisor_version=1000)
+        self.latency = dict(latency or {})
+        self.guests: dict[str, FakeGuest] = {}
+        self._failures: dict[str, int] = {}
+        self._control = control_dir / f"{host}.json" if control_dir else None
+        self.calls: list[tuple[str, str]] = []  # (operation, uuid): for tests
+        self._incoming: dict[str, FakeGuest] = {}
+        _REGISTRY[host] = self
+
+    # --- test knobs -------------------------------------------------------
+
+    def fail_next(self, operation: str, count: int = 1) -> None:
+        self._failures[operation] = self._failures.get(operation, 0) + count
+
+    async def _op(self, operation: str, uuid: str = "") -> None:
+        self.calls.append((operation, uuid))
+        self._read_control()
+        delay = self.latency.get(operation, self.latency.get("*", 0.0))
+        if delay:
+            await asyncio.sleep(delay)
+        if self._failures.get(operation, 0) > 0:
+            self._failures[operation] -= 1
+            raise DriverError(f"injected failure of {operation} on fake host {self.host}")
+
+    def _read_control(self) -> None:
+        if self._control is None or not self._control.exists():
+            return
+        try:
+            wanted = json.loads(self._control.read_text())
+            self._control.unlink()
+        except (OSError, ValueError):
+            return
+        for operation, count in wanted.items():
+            if operation == "latency":
+                self.latency.update(count)
+            else:
+                self.fail_next(operation, int(count))
+
+    def _guest(self, uuid: str) -> FakeGuest:
+        guest = self.guests.get(uuid)
+        if guest is None:
+            raise GuestNotFound(f"guest {uuid} does not exist on fake host {self.host}")
+        return guest
+
+    def _log(self, guest: FakeGuest, line: str) -> None:
+        guest.console.append(line)
+        del guest.console[:-1000]
+
+    # --- the contract -----------------------------------------------------
+
+    async def host_resources(self) -> HostResources:
+        return self.resources
+
+    async def list_guests(self) -> list[GuestInfo]:
+        return [GuestInfo(u, g.power) for u, g in self.guests.items()]
+
+    async def power_state(self, uuid: str) -> PowerState:
+        guest = self.guests.get(uuid)
+        return guest.power if guest else PowerState.NOSTATE
+
+    async def spawn(self, spec: GuestSpec, image: ImageSource | None, *,
+                    rescue_image: str | None = None) -> None:
+        await self._op("spawn", spec.uuid)
+        if spec.uuid in self.guests:
+            raise GuestExists(f"guest {spec.uuid} already exists on {self.host}")
+        disk = b""
+        if self.fetch_images and image is not None and spec.image_id:
+            async for chunk in image(spec.image_id):
+                disk += chunk
+        guest = FakeGuest(spec, disk=disk or spec.uuid.encode() * 16)
+        self.guests[spec.uuid] = guest
+        self._log(guest, f"[    0.000000] Linux version 6.1.0-fake ({spec.name})")
+        self._log(guest, f"{spec.hostname or spec.name} login: ")
+
+    async def destroy(self, uuid: str, *, keep_disks: bool = False) -> None:
+        await self._op("destroy", uuid)
+        self.guests.pop(uuid, None)
+
+    async def power_off(self, uuid: str, *, timeout: float = 0) -> None:
+        await self._op("power_off", uuid)
+        guest = self._guest(uuid)
+        guest.power = _P.SHUTDOWN
+        self._log(guest, "reboot: Power down")
+
+    async def power_on(self, uuid: str) -> None:
+        await self._op("power_on", uuid)
+        guest = self._guest(uuid)
+        guest.power = _P.RUNNING
+        self._log(guest, "[    0.000000] Linux version 6.1.0-fake")
+
+    async def reboot(self, uuid: str, *, hard: bool) -> None:
+        await self._op("reboot", uuid)
+        guest = self._guest(uuid)
+        if guest.power not in (_P.RUNNING, _P.SHUTDOWN, _P.PAUSED, _P.SUSPENDED, _P.CRASHED):
+            raise DriverError(f"cannot reboot a guest in power state {guest.power.name}")
+        guest.power = _P.RUNNING
+        self._log(guest, f"reboot: Restarting system ({'hard' if hard else 'soft'})")
+
+    async def pause(self, uuid: str) -> None:
+        await self._op("pause", uuid)
+        self._require(uuid, _P.RUNNING, "pause").power = _P.PAUSED
+
+    async def unpause(self, uuid: str) -> None:
+        await self._op("unpause", uuid)
+        self._require(uuid, _P.PAUSED, "unpause").power = _P.RUNNING
+
+    async def suspend(self, uuid: str) -> None:
+        await self._op("suspend", uuid)
+        self._require(uuid, _P.RUNNING, "suspend").power = _P.SUSPENDED
+
+    async def resume(self, uuid: str) -> None:
+        await self._op("resume", uuid)
+        self._require(uuid, _P.SUSPENDED, "resume").power = _P.RUNNING
+
+    def _require(self, uuid: str, power: PowerState, op: str) -> FakeGuest:
+        guest = self._guest(uuid)
+        if guest.power != power and guest.power != _target_of(op):
+            raise DriverError(f"cannot {op} a guest in power state {guest.power.name}")
+        return guest
+
+    async def snapshot(self, uuid: str, sink: SnapshotSink) -> int:
+        await self._op("snapshot", uuid)
+        disk = self._guest(uuid).disk
+        for start in range(0, len(disk), SNAPSHOT_CHUNK):
+            await sink(disk[start:start + SNAPSHOT_CHUNK])
+        return len(disk)
+
+    async def rescue(self, uuid: str, image: ImageSource | None, image_id: str | None) -> None:
+        await self._op("rescue", uuid)
+        guest = self._guest(uuid)
+        guest.rescued, guest.power = True, _P.RUNNING
+        self._log(guest, f"rescue: booted from image {image_id or 'default'}")
+
+    async def unrescue(self, uuid: str) -> None:
+        await self._op("unrescue", uuid)
+        guest = self._guest(uuid)
+        guest.rescued, guest.power = False, _P.RUNNING
+
+    async def resize_disk(self, uuid: str, spec: GuestSpec) -> None:
+        await self._op("resize_disk", uuid)
+        guest = self._guest(uuid)
+        if spec.root_gb < guest.spec.root_gb:
+            raise DriverError("cannot shrink the root disk")
+        guest.spec = spec
+
+    async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
+                               block_migration: bool) -> MigrationTarget:
+        await self._op("prepare_incoming", spec.uuid)
+        return MigrationTarget(host=self.host, uri=f"fake://{self.host}",
+                               block_migration=block_migration)
+
+    async def migrate_out(self, uuid: str, target: MigrationTarget, *, live: bool) -> None:
+        await self._op("migrate", uuid)
+        guest = self._guest(uuid)
+        if live and guest.power not in (_P.RUNNING, _P.PAUSED):
+            raise DriverError("live migration needs a running or paused guest")
+        destination = _REGISTRY.get(target.host)
+        if destination is not None and destination is not self:
+            destination._incoming[uuid] = guest
+        del self.guests[uuid]
+
+    async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
+                              power_on: bool) -> None:
+        await self._op("finish_incoming", spec.uuid)
+        guest = self._incoming.pop(spec.uuid, None) or FakeGuest(spec, disk=b"migrated")
+        guest.spec = spec
+        if power_on and guest.power not in (_P.PAUSED,):
+            guest.power = _P.RUNNING
+        elif not power_on:
+            guest.power = _P.SHUTDOWN
+        self.guests[spec.uuid] = guest
+
+    async def abort_incoming(self, uuid: str) -> None:
+        self._incoming.pop(uuid, None)
+
+    async def console_output(self, uuid: str, length: int | None = None) -> str:
+        await self._op("console_output", uuid)
+        lines = self._guest(uuid).console
+        if length is not None:
+            lines = lines[-length:] if length > 0 else []
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    async def set_admin_password(self, uuid: str, password: str) -> None:
+        await self._op("set_admin_password", uuid)
+        guest = self._guest(uuid)
+        if guest.power != _P.RUNNING:
+            raise NotSupported("the guest must be running to set its password")
+        guest.password = password
+
+    async def trigger_crash_dump(self, uuid: str) -> None:
+        await self._op("trigger_crash_dump", uuid)
+        self._log(self._guest(uuid), "Kernel panic - not syncing: NMI received")
+
+    # --- simulating the outside world ------------------------------------
+
+    def crash_behind_our_back(self, uuid: str, power: PowerState = _P.SHUTDOWN) -> None:
+        """The guest stops without us asking (guest shutdown, OOM kill...)."""
+        self._guest(uuid).power = power
+
+    def with_spec(self, uuid: str, **changes: object) -> None:
+        guest = self._guest(uuid)
+        guest.spec = replace(guest.spec, **changes)  # type: ignore[arg-type]
+
+
+def _target_of(op: str) -> PowerState:
+    return {"pause": _P.PAUSED, "unpause": _P.RUNNING, "suspend": _P.SUSPENDED,
+            "resume": _P.RUNNING}[op]

@@ -1,0 +1,512 @@
+"""The image service layer: every use case, called by the HTTP edge.
+
+Each method takes the caller's :class:`RequestContext`, checks visibility and
+policy, drives the repository and the store, and publishes notifications.
+Status changes are compare-and-swap transitions, so two requests racing on
+one image cannot both win (two uploads, upload vs delete...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from stratus.api.context import RequestContext
+from stratus.bus import Bus
+from stratus.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota, StratusError
+from stratus.image import views
+from stratus.image.domain import (
+    Change,
+    Formats,
+    Image,
+    MemberStatus,
+    Status,
+    Visibility,
+    apply_changes,
+    check_tag,
+    is_image_id,
+    new_image_id,
+    parse_create,
+)
+from stratus.image.formats import inspect, virtual_size
+from stratus.image.listing import ListQuery
+from stratus.image.policy import ImagePolicy, can_see, owns, target
+from stratus.image.repo import ImageRepo, Member, Task, utcnow_aware
+from stratus.image.store import DataCorrupt, FileStore, SizeLimitExceeded, StoredData, upload_tag
+from stratus.settings import ImageSettings
+
+log = logging.getLogger("stratus.image")
+
+IMPORT_METHODS = ("glance-direct",)
+UPLOAD_PREFIX = "upload:"  # location while a write is in flight: upload:<host>.<pid>
+STAGED_PREFIX = "staged:"  # location of staged data: staged:file:///...
+
+
+class ImageDataCorrupt(StratusError):
+    status = 500
+
+
+@dataclass(frozen=True)
+class Download:
+    image: Image
+    chunks: AsyncIterator[bytes]
+    start: int
+    end: int  # inclusive
+    partial: bool
+
+
+class ImageCore:
+    def __init__(self, repo: ImageRepo, store: FileStore, policy: ImagePolicy, bus: Bus,
+                 settings: ImageSettings) -> None:
+        self.repo = repo
+        self.store = store
+        self.policy = policy
+        self.bus = bus
+        self.settings = settings
+        self.formats = Formats(settings.disk_formats, settings.container_formats)
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- helpers --------------------------------------------------------------
+    async def notify(self, event: str, image: Image, **extra: Any) -> None:
+        try:
+            await self.bus.notify(event, {**views.notification(image), **extra},
+                                  publisher="image")
+        except Exception:  # noqa: BLE001 - a notification never fails the request
+            log.exception("cannot publish %s", event)
+
+    async def visible(self, ctx: RequestContext, image_id: str) -> Image:
+        """The image if the caller may see it; 404 otherwise (never 403: no leaks)."""
+        image = await self.repo.get(image_id) if is_image_id(image_id) else None
+        if image is None:
+            raise NotFound(f"No image found with ID {image_id}")
+        sees_all = self.policy.sees_all(ctx)
+        status = None
+        if not sees_all and image.owner != ctx.project_id and \
+                image.visibility is Visibility.SHARED:
+            status = await self.repo.membership_status(image.id, ctx.project_id)
+        if not can_see(image, ctx, status, sees_all):
+            raise NotFound(f"No image found with ID {image_id}")
+        return image
+
+    async def owned(self, ctx: RequestContext, image_id: str, rule: str) -> Image:
+        """The image if the caller may change it: 404 if unseen, 403 if not theirs."""
+        image = await self.visible(ctx, image_id)
+        self.policy.enforce(rule, ctx, target(image))
+        if not owns(image, ctx, self.policy.sees_all(ctx)):
+            raise Forbidden(f"You are not permitted to modify image {image_id}; it belongs to "
+                            "another project.")
+        return image
+
+    async def _remaining_bytes(self, owner: str | None) -> int | None:
+        quota = self.settings.image_size_total_quota
+        if quota < 0:
+            return None
+        _, used = await self.repo.usage(owner)
+        return max(quota - used, 0)
+
+    # -- images ---------------------------------------------------------------
+    async def create(self, ctx: RequestContext, body: dict[str, Any]) -> Image:
+        new = parse_create(body, self.formats)
+        owner = new.fields.get("owner", ctx.project_id)
+        if owner != ctx.project_id:
+            self.policy.enforce("set_image_owner", ctx, {"project_id": owner})
+        self.policy.enforce("add_image", ctx, {"project_id": owner})
+        now = utcnow_aware()
+        image = Image(id=new.id, status=Status.QUEUED, visibility=Visibility.SHARED, owner=owner,
+                      created_at=now, updated_at=now, properties=new.properties, tags=new.tags)
+        for name, value in new.fields.items():
+            setattr(image, name, value)
+        self.policy.check_visibility_change(ctx, image, image.visibility)
+        self._check_counts(image)
+        quota = self.settings.image_count_quota
+        if quota >= 0 and (await self.repo.usage(owner))[0] >= quota:
+            raise OverQuota(f"Image count quota of {quota} reached for project {owner}.")
+        await self.repo.create(image)
+        await self.notify("image.create", image)
+        return image
+
+    def _check_counts(self, image: Image) -> None:
+        props, tags = self.settings.image_property_quota, self.settings.image_tag_quota
+        if props >= 0 and len(image.properties) > props:
+            raise OverQuota(f"Maximum number of properties ({props}) exceeded.")
+        if tags >= 0 and len(image.tags) > tags:
+            raise OverQuota(f"Maximum number of tags ({tags}) exceeded.")
+
+    async def list(self, ctx: RequestContext, query: ListQuery) -> list[Image]:
+        self.policy.enforce("get_images", ctx)
+        return await self.repo.list_page(query, project_id=ctx.project_id,
+                                         sees_all=self.policy.sees_all(ctx))
+
+    async def show(self, ctx: RequestContext, image_id: str) -> Image:
+        image = await self.visible(ctx, image_id)
+        self.policy.enforce("get_image", ctx, target(image))
+        return image
+
+    async def update(self, ctx: RequestContext, image_id: str, changes: list[Change]) -> Image:
+        image = await self.owned(ctx, image_id, "modify_image")
+        after = apply_changes(image, changes, self.formats)
+        if after.owner != image.owner:
+            self.policy.enforce("set_image_owner", ctx, target(after))
+        if after.visibility != image.visibility:
+            self.policy.check_visibility_change(ctx, after, after.visibility)
+        added_props = len(after.properties) > len(image.properties)
+        if added_props or len(after.tags) > len(image.tags):
+            self._check_counts(after)
+        if not changes:
+            return image
+        saved = await self.repo.save(image, after)
+        await self.notify("image.update", saved)
+        return saved
+
+    async def delete(self, ctx: RequestContext, image_id: str) -> None:
+        image = await self.owned(ctx, image_id, "delete_image")
+        if image.protected:
+            raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
+        if not await self.repo.delete(image.id):
+            raise NotFound(f"No image found with ID {image_id}")
+        await self._drop_data(image)
+        await self.notify("image.delete", image)
+
+    async def _drop_data(self, image: Image) -> None:
+        location = image.location or ""
+        if location.startswith(STAGED_PREFIX):
+            await self.store.delete(location[len(STAGED_PREFIX):])
+        elif location.startswith("file:"):
+            await self.store.delete(location)
+        # An upload in flight finds the row gone and removes its own file.
+
+    async def set_active(self, ctx: RequestContext, image_id: str, active: bool) -> None:
+        action = "reactivate" if active else "deactivate"
+        image = await self.owned(ctx, image_id, action)
+        wanted = Status.ACTIVE if active else Status.DEACTIVATED
+        if image.status == wanted:
+            return
+        source = Status.DEACTIVATED if active else Status.ACTIVE
+        if image.status != source or not await self.repo.transition(image.id, source,
+                                                                    status=wanted):
+            raise Forbidden(f"Not allowed to {action} image in status '{image.status}'.")
+        image.status = wanted
+        await self.notify(f"image.{action}", image)
+
+    async def add_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
+        image = await self.owned(ctx, image_id, "modify_image")
+        check_tag(tag)
+        limit = self.settings.image_tag_quota
+        if tag not in image.tags and 0 <= limit <= len(image.tags):
+            raise OverQuota(f"Maximum number of tags ({limit}) exceeded.")
+        await self.repo.set_tag(image.id, tag)
+
+    async def delete_tag(self, ctx: RequestContext, image_id: str, tag: str) -> None:
+        image = await self.owned(ctx, image_id, "modify_image")
+        if not await self.repo.delete_tag(image.id, tag):
+            raise NotFound(f"Tag {tag} not found on image {image_id}.")
+
+    # -- data -----------------------------------------------------------------
+    def _check_prefix(self, disk_format: str | None, prefix: bytes) -> None:
+        found = inspect(prefix)
+        if found.unsafe and disk_format in ("qcow2", None):
+            raise BadRequest(f"Image data rejected: {found.unsafe}.")
+
+    async def _begin_write(self, ctx: RequestContext, image_id: str, to: Status,
+                           content_length: int | None) -> tuple[Image, int | None, str]:
+        image = await self.owned(ctx, image_id, "upload_image")
+        if image.disk_format is None or image.container_format is None:
+            raise BadRequest("Properties disk_format, container_format must be set prior to "
+                             "saving data.")
+        if image.status != Status.QUEUED:
+            raise Conflict(f"Image status transition from '{image.status}' to '{to}' is not "
+                           "allowed; data can only be uploaded to a queued image.")
+        max_size = await self._remaining_bytes(image.owner)
+        if max_size is not None and content_length is not None and content_length > max_size:
+            raise OverQuota(f"Denying upload of {content_length} bytes: it exceeds the image "
+                            f"storage quota ({max_size} bytes left).")
+        tag = upload_tag()
+        if not await self.repo.transition(image.id, Status.QUEUED, status=to,
+                                          location=UPLOAD_PREFIX + tag):
+            raise Conflict(f"Image {image_id} is already receiving data.")
+        return image, max_size, tag
+
+    async def _write(self, image: Image, chunks: AsyncIterable[bytes], area: str,
+                     max_size: int | None, tag: str, status: Status) -> StoredData:
+        try:
+            return await self.store.add(image.id, chunks, area=area, max_size=max_size,
+                                        check_prefix=partial(self._check_prefix,
+                                                             image.disk_format), tag=tag)
+        except BaseException as exc:
+            await asyncio.shield(self.repo.transition(image.id, status, status=Status.QUEUED,
+                                                      location=None))
+            if isinstance(exc, SizeLimitExceeded):
+                raise OverQuota(f"Denying upload: the image data exceeds the storage quota "
+                                f"({exc.limit} bytes left).") from None
+            log.info("upload of image %s did not complete: %r", image.id, exc)
+            raise
+
+    async def upload(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
+                     content_length: int | None) -> Image:
+        image, max_size, tag = await self._begin_write(ctx, image_id, Status.SAVING,
+                                                       content_length)
+        await self.notify("image.prepare", image)
+        data = await self._write(image, chunks, "images", max_size, tag, Status.SAVING)
+        return await self._activate(image, data, Status.SAVING, data.location)
+
+    async def _activate(self, image: Image, data: StoredData, source: Status,
+                        location: str) -> Image:
+        vsize = virtual_size(image.disk_format, inspect(data.prefix), data.size)
+        ok = await self.repo.transition(
+            image.id, source, status=Status.ACTIVE, location=location, size=data.size,
+            checksum=data.checksum, os_hash_algo=data.hash_algo, os_hash_value=data.hash_value,
+            virtual_size=vsize)
+        if not ok:
+            await self.store.delete(location)
+            raise Conflict(f"Image {image.id} was deleted or changed while its data was "
+                           "being written; the data was discarded.")
+        saved = await self.repo.get(image.id)
+        assert saved is not None
+        await self.notify("image.upload", saved)
+        await self.notify("image.activate", saved)
+        return saved
+
+    async def stage(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
+                    content_length: int | None) -> None:
+        image, max_size, tag = await self._begin_write(ctx, image_id, Status.UPLOADING,
+                                                       content_length)
+        data = await self._write(image, chunks, "staging", max_size, tag, Status.UPLOADING)
+        # Keep the hashes computed while staging; import only moves the file.
+        ok = await self.repo.transition(
+            image.id, Status.UPLOADING, location=STAGED_PREFIX + data.location, size=data.size,
+            checksum=data.checksum, os_hash_algo=data.hash_algo, os_hash_value=data.hash_value,
+            virtual_size=virtual_size(image.disk_format, inspect(data.prefix), data.size))
+        if not ok:
+            await self.store.delete(data.location)
+            raise Conflict(f"Image {image_id} was deleted while its data was being staged.")
+
+    async def start_import(self, ctx: RequestContext, image_id: str, body: dict[str, Any],
+                           request_id: str) -> None:
+        image = await self.owned(ctx, image_id, "modify_image")
+        method = body.get("method")
+        name = method.get("name") if isinstance(method, dict) else None
+        if name not in IMPORT_METHODS:
+            raise BadRequest(f"Import method {name!r} is not supported; supported: "
+                             f"{', '.join(IMPORT_METHODS)}.")
+        stores = body.get("stores")
+        if stores is not None and (not isinstance(stores, list)
+                                   or any(s != self.store.id for s in stores)):
+            raise BadRequest(f"Unknown store in {stores!r}; the only store is "
+                             f"{self.store.id!r}.")
+        location = image.location or ""
+        if image.status != Status.UPLOADING or not location.startswith(STAGED_PREFIX):
+            raise Conflict("Image needs to be staged before 'glance-direct' method can be "
+                           "used.")
+        if not await self.repo.transition(image.id, Status.UPLOADING, status=Status.IMPORTING):
+            raise Conflict(f"Image {image_id} is already being imported.")
+        now = utcnow_aware()
+        task = Task(id=new_image_id(), image_id=image.id, type="api_image_import",
+                    status="processing", owner=image.owner, user_id=ctx.user_id,
+                    request_id=request_id,
+                    input={"image_id": image.id, "import_req": {"method": {"name": name}},
+                           "backend": [self.store.id]},
+                    result=None, message="", created_at=now, updated_at=now,
+                    expires_at=now + timedelta(hours=48))
+        await self.repo.add_task(task)
+        job = asyncio.create_task(self._import(image, location[len(STAGED_PREFIX):], task.id))
+        self._background.add(job)
+        job.add_done_callback(self._background.discard)
+
+    async def _import(self, image: Image, staged: str, task_id: str) -> None:
+        try:
+            final = await self.store.promote(staged, image.id)
+            ok = await self.repo.transition(image.id, Status.IMPORTING, status=Status.ACTIVE,
+                                            location=final)
+            if not ok:
+                await self.store.delete(final)
+                raise Conflict("image was deleted during import")
+            await self.repo.update_task(task_id, status="success",
+                                        result={"image_id": image.id})
+            saved = await self.repo.get(image.id)
+            if saved is not None:
+                await self.notify("image.upload", saved)
+                await self.notify("image.activate", saved)
+        except Exception as exc:  # noqa: BLE001 - recorded on the task
+            log.warning("import of image %s failed: %s", image.id, exc)
+            await self.repo.transition(image.id, Status.IMPORTING, status=Status.QUEUED,
+                                       location=None, size=None, checksum=None,
+                                       os_hash_algo=None, os_hash_value=None, virtual_size=None)
+            await self.store.delete(staged)
+            await self.repo.update_task(task_id, status="failure", message=str(exc))
+
+    async def tasks(self, ctx: RequestContext, image_id: str) -> list[Task]:
+        image = await self.visible(ctx, image_id)
+        self.policy.enforce("get_tasks", ctx, target(image))
+        return await self.repo.tasks(image.id)
+
+    async def download(self, ctx: RequestContext, image_id: str,
+                       byte_range: tuple[int | None, int | None] | None) -> Download | None:
+        """What to send for ``GET .../file``; None when the image has no data (204)."""
+        image = await self.visible(ctx, image_id)
+        self.policy.enforce("download_image", ctx, target(image))
+        if image.status == Status.DEACTIVATED and not self.policy.check(
+                "download_deactivated_image", ctx, target(image)):
+            raise Forbidden("The requested image has been deactivated. Image data download is "
+                            "forbidden.")
+        if not image.has_data or image.location is None:
+            return None
+        size = image.size or 0
+        try:
+            on_disk = await self.store.size_of(image.location)
+        except DataCorrupt as exc:
+            await self._corrupt(image, str(exc))
+        if on_disk != size:
+            await self._corrupt(image, f"the stored file has {on_disk} bytes, the image "
+                                       f"{size}")
+        start, end, is_partial = 0, size - 1, False
+        if byte_range is not None:
+            start, end = _resolve_range(byte_range, size)
+            is_partial = True
+        expect = (image.checksum if self.settings.verify_on_download and not is_partial
+                  else None)
+        chunks = self._guarded(image, self.store.open(image.location, start=start, end=end,
+                                                      expect_md5=expect))
+        await self.notify("image.send", image, bytes_sent=end - start + 1,
+                          receiver_tenant_id=ctx.project_id, receiver_user_id=ctx.user_id)
+        return Download(image, chunks, start, end, is_partial)
+
+    async def _guarded(self, image: Image, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except DataCorrupt as exc:
+            log.error("image %s: %s; the transfer was aborted", image.id, exc)
+            await self.notify("image.data.corrupt", image, reason=str(exc))
+            raise
+
+    async def _corrupt(self, image: Image, why: str) -> Any:
+        log.error("image %s: %s", image.id, why)
+        await self.notify("image.data.corrupt", image, reason=why)
+        raise ImageDataCorrupt(f"The data of image {image.id} failed verification ({why}); "
+                               "the operator should run `stratus image verify`.")
+
+    # -- members --------------------------------------------------------------
+    async def members(self, ctx: RequestContext, image_id: str) -> list[Member]:
+        image = await self.visible(ctx, image_id)
+        self.policy.enforce("get_members", ctx, target(image))
+        if image.visibility is not Visibility.SHARED:
+            raise Forbidden("Only shared images have members.")
+        found = await self.repo.members(image.id)
+        if owns(image, ctx, self.policy.sees_all(ctx)):
+            return found
+        return [m for m in found if m.member == ctx.project_id]
+
+    async def member(self, ctx: RequestContext, image_id: str, member_id: str) -> Member:
+        image = await self.visible(ctx, image_id)
+        self.policy.enforce("get_member", ctx, target(image, member_id=member_id))
+        found = await self.repo.member(image.id, member_id)
+        if found is None or not (owns(image, ctx, self.policy.sees_all(ctx))
+                                 or member_id == ctx.project_id):
+            raise NotFound(f"Project {member_id} is not a member of image {image_id}.")
+        return found
+
+    async def add_member(self, ctx: RequestContext, image_id: str, body: Any) -> Member:
+        image = await self.owned(ctx, image_id, "add_member")
+        member_id = body.get("member") if isinstance(body, dict) else None
+        if not isinstance(member_id, str) or not member_id or len(member_id) > 255:
+            raise BadRequest("The request body must be {\"member\": \"<project id>\"}.")
+        if image.visibility is not Visibility.SHARED:
+            raise Forbidden(f"Only shared images have members; image {image_id} is "
+                            f"{image.visibility}.")
+        member = await self.repo.add_member(image.id, member_id,
+                                            self.settings.image_member_quota)
+        await self.notify("image.member.create", image, member_id=member_id,
+                          status=str(member.status))
+        return member
+
+    async def update_member(self, ctx: RequestContext, image_id: str, member_id: str,
+                            body: Any) -> Member:
+        image = await self.visible(ctx, image_id)
+        status = body.get("status") if isinstance(body, dict) else None
+        if status not in set(MemberStatus):
+            raise BadRequest(f"Invalid member status {status!r}; use one of "
+                             f"{', '.join(s.value for s in MemberStatus)}.")
+        found = await self.repo.member(image.id, member_id)
+        if found is None:
+            raise NotFound(f"Project {member_id} is not a member of image {image_id}.")
+        if member_id != ctx.project_id:
+            raise Forbidden("Only the member itself can accept or reject a shared image.")
+        self.policy.enforce("modify_member", ctx, target(image, member_id=member_id))
+        updated = await self.repo.set_member_status(image.id, member_id, MemberStatus(status))
+        assert updated is not None
+        await self.notify("image.member.update", image, member_id=member_id, status=status)
+        return updated
+
+    async def delete_member(self, ctx: RequestContext, image_id: str, member_id: str) -> None:
+        image = await self.owned(ctx, image_id, "delete_member")
+        if not await self.repo.delete_member(image.id, member_id):
+            raise NotFound(f"Project {member_id} is not a member of image {image_id}.")
+        await self.notify("image.member.delete", image, member_id=member_id)
+
+    # -- lifecycle --------------------------------------------------------------
+    async def recover(self) -> int:
+        """Undo uploads that a dead process on this host left half done.
+
+        Their images go back to ``queued`` and their temporary files are
+        removed; an upload still running in a live process is left alone.
+        """
+        host = socket.gethostname()
+        me = os.getpid()
+        fixed = 0
+        for image in await self.repo.with_locations(UPLOAD_PREFIX):
+            tag = (image.location or "")[len(UPLOAD_PREFIX):]
+            if _writer_alive(tag, host, me):
+                continue
+            if await self.repo.transition(image.id, (Status.SAVING, Status.UPLOADING),
+                                          status=Status.QUEUED, location=None):
+                fixed += 1
+                log.warning("image %s: interrupted upload undone, back to queued", image.id)
+            await self.store.discard_partial(image.id, tag)
+        for image_id, tag, path in self.store.partial_files():
+            if not _writer_alive(tag, host, me):
+                path.unlink(missing_ok=True)
+        for image in await self.repo.with_locations(STAGED_PREFIX):
+            if image.status == Status.IMPORTING:
+                await self.repo.transition(image.id, Status.IMPORTING, status=Status.UPLOADING)
+        return fixed
+
+    async def wait_background(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _writer_alive(tag: str, host: str, me: int) -> bool:
+    writer_host, _, pid = tag.rpartition(".")
+    if writer_host != host:
+        return True  # another host's upload: not ours to judge
+    if not pid.isdigit() or int(pid) == me:
+        return False  # at start-up nothing of ours is in flight yet
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _resolve_range(byte_range: tuple[int | None, int | None], size: int) -> tuple[int, int]:
+    from stratus.errors import RangeNotSatisfiable
+
+    first, last = byte_range
+    if first is None:  # suffix range: the last N bytes
+        if not last:
+            raise RangeNotSatisfiable("Requested range not satisfiable.",
+                                      headers={"Content-Range": f"bytes */{size}"})
+        return max(size - last, 0), size - 1
+    if first >= size or (last is not None and last < first):
+        raise RangeNotSatisfiable("Requested range not satisfiable.",
+                                  headers={"Content-Range": f"bytes */{size}"})
+    return first, min(last if last is not None else size - 1, size - 1)
