@@ -9,13 +9,14 @@
 #   STRATUS_SERVICES                          services of the throwaway cloud (default: all)
 #   EXPECTED                                  expected-pass list (default: per REGEX, see below)
 #   CONCURRENCY                               tempest workers (default 2)
+#   TEMPEST_WS                                workspace (default tempest/workspace)
 #
 # The tempest venv (.venv-tempest) is created on first use with `pip install tempest`.
 # Results: tempest/workspace/{passed,failed,skipped}.txt and a comparison with EXPECTED.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=$ROOT/.venv-tempest
-WS=$ROOT/tempest/workspace
+WS=${TEMPEST_WS:-$ROOT/tempest/workspace}
 REGEX=${1:-'^tempest\.api\.identity'}
 SERVICE=$(echo "$REGEX" | sed -n 's/.*api\\\.\([a-z]*\).*/\1/p')
 EXPECTED=${EXPECTED:-$ROOT/tempest/expected-pass-${SERVICE:-identity}.txt}
@@ -63,7 +64,8 @@ PY
 fi
 
 rm -rf "$WS"
-"$VENV/bin/tempest" init "$WS" >/dev/null
+"$VENV/bin/tempest" workspace remove --name stratus-identity >/dev/null 2>&1 || true
+"$VENV/bin/tempest" init --name stratus-identity "$WS" >/dev/null 2>&1
 cat >"$WS/etc/tempest.conf" <<CONF
 [DEFAULT]
 log_file = tempest.log

@@ -11,58 +11,28 @@ import asyncio
 import textwrap
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, String, Table, inspect, insert, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import Column, String, Table, inspect, insert, select
 
 from stratus.db import Database, compare_and_swap, migrate, normalize_url
 from stratus.db.base import UTCDateTime, new_metadata
 from stratus.db.cas import claim
 from stratus.errors import Conflict
-from tests.support.services import ensure_mariadb, ensure_postgres
-
-MARIADB_SERVER = "mysql://root@127.0.0.1:3306/"
-POSTGRES_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@contextmanager
-def _server_database(server_url: str, create: str, drop: str) -> Iterator[str]:
-    """Create a uniquely named database for this run, yield its name, drop it."""
-    name = f"stratus_test_{uuid.uuid4().hex[:12]}"
-
-    async def run(statement: str) -> None:
-        engine = create_async_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text(statement.format(name=name)))
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run(create))
-    try:
-        yield name
-    finally:
-        asyncio.run(run(drop))
-
+from tests.support.databases import mariadb_database, postgres_database
 
 @pytest.fixture(scope="session")
 def mariadb_url() -> Iterator[str]:
-    ensure_mariadb()
-    with _server_database(MARIADB_SERVER, "CREATE DATABASE {name}",
-                          "DROP DATABASE IF EXISTS {name}") as name:
-        yield f"mysql://root@127.0.0.1:3306/{name}"
+    with mariadb_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def postgresql_url() -> Iterator[str]:
-    ensure_postgres()
-    with _server_database(POSTGRES_SERVER, "CREATE DATABASE {name}",
-                          "DROP DATABASE IF EXISTS {name} WITH (FORCE)") as name:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=[

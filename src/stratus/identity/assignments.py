@@ -103,7 +103,9 @@ class RoleTable:
     by_id: dict[str, Row]
     implies: dict[str, tuple[str, ...]]
 
-    def expand(self, role_ids: Iterable[str]) -> list[str]:
+    def expand(self, role_ids: Iterable[str], *, effective: bool = False) -> list[str]:
+        """Roles plus those they imply. ``effective`` drops domain-specific roles: they
+        only ever stand for the global roles they imply (Keystone's rule)."""
         out: list[str] = []
         seen: set[str] = set()
         stack = list(role_ids)[::-1]
@@ -112,7 +114,8 @@ class RoleTable:
             if rid in seen or rid not in self.by_id:
                 continue
             seen.add(rid)
-            out.append(rid)
+            if not (effective and self.by_id[rid]["domain_id"]):
+                out.append(rid)
             stack.extend(reversed(self.implies.get(rid, ())))
         return out
 
@@ -133,13 +136,14 @@ async def load_role_table(s: AsyncSession) -> RoleTable:
 
 async def add_implied_role(s: AsyncSession, prior_id: str, implied_id: str) -> None:
     prior = await get_row(s, m.roles, prior_id, "role")
-    await get_row(s, m.roles, implied_id, "role")
+    implied = await get_row(s, m.roles, implied_id, "role")
+    if implied["domain_id"] and not prior["domain_id"]:
+        raise Forbidden("A global role cannot imply a domain-specific role.")
     if prior_id == implied_id:
         raise BadRequest("A role cannot imply itself.")
     table = await load_role_table(s)
     if prior_id in table.expand([implied_id]):
         raise BadRequest("That implication would make a cycle.")
-    _ = prior
     if not await find_row(s, m.implied_roles, prior_role_id=prior_id, implied_role_id=implied_id):
         await s.execute(insert(m.implied_roles).values(prior_role_id=prior_id,
                                                        implied_role_id=implied_id))
@@ -237,7 +241,7 @@ async def effective_role_ids(s: AsyncSession, table: RoleTable, user_id: str,
                   and not r["inherited"] and r["type"] in (USER_DOMAIN, GROUP_DOMAIN)]
     else:
         direct = [r["role_id"] for r in rows if r["target_id"] == SYSTEM]
-    return table.expand(dict.fromkeys(direct))
+    return table.expand(dict.fromkeys(direct), effective=True)
 
 
 async def user_targets(s: AsyncSession, user_id: str, kind: str) -> list[str]:

@@ -63,6 +63,30 @@ async def _find_user(s: AsyncSession, ref: Mapping[str, Any]) -> Row | None:
     return await find_row(s, m.users, domain_id=domain["id"], name=name)
 
 
+def _check_scope_shape(scope: Any) -> None:
+    """Reject a malformed scope with 400 before any password is checked."""
+    if scope is None or scope == "unscoped":
+        return
+    scope = _obj(scope, "scope")
+    if "project" in scope:
+        ref = _obj(scope["project"], "scope.project")
+        if not _str(ref, "id", "scope.project"):
+            if not _str(ref, "name", "scope.project") or "domain" not in ref:
+                raise BadRequest("Invalid input for field 'scope.project': an id, or a name and "
+                                 "a domain, is required.")
+            domain = _obj(ref["domain"], "scope.project.domain")
+            if not (_str(domain, "id", "domain") or _str(domain, "name", "domain")):
+                raise BadRequest("Invalid input for field 'scope.project.domain'.")
+    elif "domain" in scope:
+        ref = _obj(scope["domain"], "scope.domain")
+        if not (_str(ref, "id", "scope.domain") or _str(ref, "name", "scope.domain")):
+            raise BadRequest("Invalid input for field 'scope.domain': an id or a name.")
+    elif "system" in scope:
+        _obj(scope["system"], "scope.system")
+    elif "OS-TRUST:trust" not in scope:
+        raise BadRequest("Invalid input for field 'scope': project, domain or system.")
+
+
 class Authenticator:
     def __init__(self, idn: Identity, provider: TokenProvider) -> None:
         self.idn = idn
@@ -82,6 +106,7 @@ class Authenticator:
             if method not in identity:
                 raise BadRequest(f"Invalid input for field 'identity': {method!r} is missing.")
         scope = auth.get("scope")
+        _check_scope_shape(scope)
         if "application_credential" in methods:
             return await self._app_cred(_obj(identity["application_credential"],
                                              "identity.application_credential"), scope)

@@ -126,15 +126,23 @@ def _interface(body: Mapping[str, Any]) -> str:
     return str(value)
 
 
+async def _region(s: AsyncSession, region_id: str | None) -> None:
+    """Keystone creates the region an endpoint names if it does not exist yet."""
+    if region_id and not await find_row(s, m.regions, id=region_id):
+        await s.execute(insert(m.regions).values(id=region_id, description="",
+                                                 parent_region_id=None, extra={}))
+
+
 async def create_endpoint(s: AsyncSession, body: Mapping[str, Any]) -> Row:
+    enabled = boolean(body, "enabled", True)
+    interface = _interface(body)
+    url = text(body, "url", required=True, max_len=2048)
     service_id = text(body, "service_id", required=True)
     await get_row(s, m.services, service_id, "service")
     region_id = text(body, "region_id", nullable=True) or text(body, "region", nullable=True)
-    if region_id:
-        await get_row(s, m.regions, region_id, "region")
-    url = text(body, "url", required=True, max_len=2048)
-    row = {"id": new_hex_id(), "service_id": service_id, "interface": _interface(body),
-           "url": url, "region_id": region_id, "enabled": boolean(body, "enabled", True),
+    await _region(s, region_id)
+    row = {"id": new_hex_id(), "service_id": service_id, "interface": interface,
+           "url": url, "region_id": region_id, "enabled": enabled,
            "extra": extras(body, {"service_id", "interface", "url", "region_id", "region",
                                   "enabled"})}
     await s.execute(insert(m.endpoints).values(**row))
@@ -144,6 +152,8 @@ async def create_endpoint(s: AsyncSession, body: Mapping[str, Any]) -> Row:
 async def update_endpoint(s: AsyncSession, endpoint_id: str, body: Mapping[str, Any]) -> Row:
     row = await get_row(s, m.endpoints, endpoint_id, "endpoint")
     values: dict[str, Any] = {}
+    if "enabled" in body:
+        values["enabled"] = boolean(body, "enabled")
     if "service_id" in body:
         values["service_id"] = text(body, "service_id", required=True)
         await get_row(s, m.services, values["service_id"], "service")
@@ -154,11 +164,8 @@ async def update_endpoint(s: AsyncSession, endpoint_id: str, body: Mapping[str, 
     for key in ("region_id", "region"):
         if key in body:
             region_id = text(body, key, nullable=True)
-            if region_id:
-                await get_row(s, m.regions, region_id, "region")
+            await _region(s, region_id)
             values["region_id"] = region_id
-    if "enabled" in body:
-        values["enabled"] = boolean(body, "enabled")
     extra = extras(body, {"service_id", "interface", "url", "region_id", "region", "enabled"})
     if extra:
         values["extra"] = {**(row["extra"] or {}), **extra}

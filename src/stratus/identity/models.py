@@ -228,3 +228,39 @@ trusts = Table(
     Column("roles", JSON, nullable=False, default=list),
     Column("extra", JSON, nullable=False, default=dict),
 )
+
+access_rules = Table(
+    "identity_access_rules", metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("identity_users.id", ondelete="CASCADE"), nullable=False),
+    Column("service", NAME, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("method", String(16), nullable=False),
+    Index("ix_identity_access_rules_user", "user_id"),
+)
+
+oauth_consumers = Table(
+    "identity_oauth_consumers", metadata,
+    Column("id", ID, primary_key=True),
+    Column("description", Text, nullable=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("extra", JSON, nullable=False, default=dict),
+)
+
+# Keystone's domain-specific configuration (``/v3/domains/{id}/config``): stored and
+# returned; Stratus has one identity backend, so nothing reads it yet.
+domain_configs = Table(
+    "identity_domain_configs", metadata,
+    Column("domain_id", ID, ForeignKey("identity_domains.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("config", JSON, nullable=False, default=dict),
+)
+
+# OS-EP-FILTER endpoint groups: stored and listed (catalog filtering by project: not yet).
+endpoint_groups = Table(
+    "identity_endpoint_groups", metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", NAME, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("filters", JSON, nullable=False, default=dict),
+)

@@ -41,6 +41,13 @@ def project_view(idn: Identity, row: Row, tags: list[str] | None = None) -> dict
             "links": idn.link(f"projects/{row['id']}")}
 
 
+def domain_as_project_view(idn: Identity, row: Row) -> dict[str, Any]:
+    """A domain seen through the projects API (Keystone's ``is_domain`` projects)."""
+    return {"id": row["id"], "name": row["name"], "domain_id": None, "parent_id": None,
+            "description": row["description"], "enabled": row["enabled"], "is_domain": True,
+            "tags": [], "options": {}, "links": idn.link(f"projects/{row['id']}")}
+
+
 def user_view(idn: Identity, row: Row) -> dict[str, Any]:
     out = {**(row.get("extra") or {}), "id": row["id"], "name": row["name"],
            "domain_id": row["domain_id"], "enabled": row["enabled"],
@@ -113,6 +120,7 @@ async def delete_domain(s: AsyncSession, domain_id: str) -> None:
     await s.execute(delete(m.group_members).where(or_(m.group_members.c.user_id.in_(user_ids),
                                                       m.group_members.c.group_id.in_(group_ids))))
     await s.execute(delete(m.app_creds).where(m.app_creds.c.user_id.in_(user_ids)))
+    await s.execute(delete(m.access_rules).where(m.access_rules.c.user_id.in_(user_ids)))
     await s.execute(delete(m.project_tags).where(m.project_tags.c.project_id.in_(project_ids)))
     await s.execute(update(m.projects).where(m.projects.c.domain_id == domain_id)
                     .values(parent_id=None))
@@ -123,6 +131,7 @@ async def delete_domain(s: AsyncSession, domain_id: str) -> None:
         m.roles.c.domain_id == domain_id))).scalars().all()
     await s.execute(delete(m.assignments).where(m.assignments.c.role_id.in_(domain_roles)))
     await s.execute(delete(m.roles).where(m.roles.c.domain_id == domain_id))
+    await s.execute(delete(m.domain_configs).where(m.domain_configs.c.domain_id == domain_id))
     await s.execute(delete(m.domains).where(m.domains.c.id == domain_id))
 
 
@@ -167,8 +176,6 @@ async def set_tags(s: AsyncSession, project_id: str, tags: list[str]) -> None:
 async def create_project(s: AsyncSession, body: Mapping[str, Any],
                          default_domain: str | None) -> Row:
     name = check_name(text(body, "name", required=True, max_len=64), "project")
-    if body.get("is_domain") is True:
-        raise BadRequest("Projects acting as domains are not supported; create a domain.")
     parent_id = text(body, "parent_id", nullable=True, max_len=64)
     domain_id = text(body, "domain_id", nullable=True, max_len=64)
     parent = None
@@ -347,6 +354,7 @@ async def delete_user(s: AsyncSession, user_id: str) -> None:
     await s.execute(delete(m.group_members).where(m.group_members.c.user_id == user_id))
     await s.execute(delete(m.app_creds).where(m.app_creds.c.user_id == user_id))
     await s.execute(delete(m.credentials).where(m.credentials.c.user_id == user_id))
+    await s.execute(delete(m.access_rules).where(m.access_rules.c.user_id == user_id))
     await s.execute(delete(m.users).where(m.users.c.id == user_id))
 
 

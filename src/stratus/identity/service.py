@@ -17,7 +17,15 @@ from stratus.identity import bootstrap as boot
 from stratus.identity.authn import Authenticator
 from stratus.identity.core import DEFAULT_DOMAIN_ID, Identity, find_row
 from stratus.identity.provider import LocalValidator, TokenProvider
-from stratus.identity.routes import auth, catalog, credentials, limits, resources, roles
+from stratus.identity.routes import (
+    auth,
+    catalog,
+    credentials,
+    extensions,
+    limits,
+    resources,
+    roles,
+)
 from stratus.identity.routes.common import Api
 from stratus.identity.rules import RULES
 from stratus.identity.tokens import PROJECT
@@ -38,7 +46,8 @@ class IdentityService(Service):
         self.policy = policy
         api = Api(idn, provider, Authenticator(idn, provider), policy)
         routes = [*auth.routes(api), *resources.routes(api), *roles.routes(api),
-                  *catalog.routes(api), *credentials.routes(api), *limits.routes(api)]
+                  *catalog.routes(api), *credentials.routes(api), *limits.routes(api),
+                  *extensions.routes(api)]
         self.app = build_app("identity", routes, metrics=runtime.metrics,
                              style=FaultStyle.KEYSTONE,
                              max_body=runtime.settings.max_request_body)

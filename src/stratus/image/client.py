@@ -23,7 +23,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from starlette.types import ASGIApp, Message
@@ -65,7 +65,7 @@ class ImageClient:
                                  timeout=httpx.Timeout(timeout, connect=10.0))
         return cls(http, headers)
 
-    async def __aenter__(self) -> ImageClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

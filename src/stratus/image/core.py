@@ -78,7 +78,7 @@ class ImageCore:
         try:
             await self.bus.notify(event, {**views.notification(image), **extra},
                                   publisher="image")
-        except Exception:  # noqa: BLE001 - a notification never fails the request
+        except Exception:
             log.exception("cannot publish %s", event)
 
     async def visible(self, ctx: RequestContext, image_id: str) -> Image:

@@ -47,7 +47,7 @@ class ImageCloud:
         env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml),
                "OS_CLOUD": who.cloud}
         result = subprocess.run([OPENSTACK, *args], env=env, capture_output=True, text=True,
-                                timeout=120)
+                                timeout=120, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"openstack {' '.join(args)} failed:\n{result.stderr}")
         return result

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from stratus.image.client import ImageClient, ImageIntegrityError, ImageServiceError
@@ -40,7 +41,7 @@ async def test_failed_snapshot_leaves_no_image(api: ImageAPI) -> None:
         raise RuntimeError("guest disk went away")
 
     async with client_for(api) as images:
-        with pytest.raises(Exception):
+        with pytest.raises((RuntimeError, httpx.HTTPError, ImageServiceError)):
             await images.create_snapshot("snap", broken(), disk_format="raw")
     listed = (await api.http.get("/v2/images", headers=api.as_("alice"))).json()["images"]
     assert listed == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 from pathlib import Path
@@ -43,10 +44,8 @@ async def call_raw(app: Any, method: str, path: str, headers: dict[str, str],
                                               for k, v in headers.items()],
              "scheme": "http", "server": ("image.test", 80), "client": ("127.0.0.1", 1),
              "http_version": "1.1", "root_path": ""}
-    try:
+    with contextlib.suppress(Exception):  # the app may raise once the client is gone
         await app(scope, receive, send)
-    except Exception:  # noqa: BLE001 - the app may raise once the client is gone
-        pass
     return sent
 
 

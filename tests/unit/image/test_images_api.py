@@ -257,3 +257,15 @@ async def test_notifications_are_published(api: ImageAPI) -> None:
                      "image.delete"):
         assert expected in kinds
     assert api.events[0][1]["id"] == image["id"]
+
+
+async def test_empty_image_id_is_404_not_the_list(api: ImageAPI) -> None:
+    for method in ("GET", "DELETE"):
+        resp = await api.http.request(method, "/v2/images/", headers=api.as_("alice"))
+        assert resp.status_code == 404
+
+
+async def test_url_import_tasks_are_refused(api: ImageAPI) -> None:
+    resp = await api.http.post("/v2/tasks", json={"type": "import", "input": {}},
+                               headers=api.as_("admin"))
+    assert resp.status_code == 400

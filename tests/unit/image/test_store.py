@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stratus.image.store import DataCorrupt, FileStore, SizeLimitExceeded
+from stratus.image.store import DataCorrupt, FileStore, SizeLimitExceeded, StoreError
 
 
 async def chunks_of(data: bytes, size: int = 100_000) -> AsyncIterator[bytes]:
@@ -135,5 +135,5 @@ async def test_promote_moves_staged_data(store: FileStore) -> None:
 
 
 async def test_locations_outside_the_store_are_refused(store: FileStore) -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError):
         store.path_of("file:///etc/passwd")

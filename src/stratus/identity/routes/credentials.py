@@ -20,14 +20,16 @@ from stratus.identity import models as m
 from stratus.identity.assignments import effective_role_ids
 from stratus.identity.core import Identity, extras, find_row, get_row, text
 from stratus.identity.routes.common import Api, matches, no_content, ok, route
-from stratus.identity.tokens import PROJECT, format_time, parse_time
+from stratus.identity.tokens import PROJECT, parse_time
 
 
 def app_cred_view(idn: Identity, row: dict[str, Any], role_rows: list[dict[str, Any]],
                   secret: str | None = None) -> dict[str, Any]:
     out = {"id": row["id"], "name": row["name"], "description": row["description"],
            "user_id": row["user_id"], "project_id": row["project_id"],
-           "expires_at": format_time(row["expires_at"]) if row["expires_at"] else None,
+           # Keystone echoes the naive ISO form it was given (Tempest compares it).
+           "expires_at": (row["expires_at"].replace(tzinfo=None).isoformat()
+                          if row["expires_at"] else None),
            "unrestricted": row["unrestricted"], "access_rules": row["access_rules"] or [],
            "roles": [{"id": r["id"], "name": r["name"], "domain_id": r["domain_id"] or None}
                      for r in role_rows],
@@ -80,8 +82,11 @@ def routes(api: Api) -> list[Route]:
         access_rules = body.get("access_rules") or []
         if not isinstance(access_rules, list):
             raise BadRequest("Invalid input for field 'access_rules': it must be a list.")
-        access_rules = [{**rule, "id": rule.get("id") or new_hex_id()}
-                        for rule in access_rules if isinstance(rule, dict)]
+        for rule in access_rules:
+            if not isinstance(rule, dict) or not (rule.get("id") or all(
+                    isinstance(rule.get(k), str) for k in ("service", "path", "method"))):
+                raise BadRequest("Invalid input for field 'access_rules': each rule needs "
+                                 "service, path and method (or the id of an existing rule).")
         project_id = caller.payload.project_id
         async with idn.db.session() as s:
             table = await api.provider.role_table(s)
@@ -111,6 +116,7 @@ def routes(api: Api) -> list[Route]:
             if await find_row(s, m.app_creds, user_id=user_id, name=name):
                 raise Conflict(f"Conflict occurred attempting to store application_credential "
                                f"- Duplicate entry found with name {name}.")
+            row["access_rules"] = [await _access_rule(s, user_id, rule) for rule in access_rules]
             await s.execute(insert(m.app_creds).values(**row))
             roles = await roles_of(s, row["roles"])
         return ok({"application_credential": app_cred_view(idn, row, roles, secret)}, 201)
@@ -277,6 +283,23 @@ def routes(api: Api) -> list[Route]:
         route("/v3/policies", policies, ["GET", "POST"]),
         route("/v3/policies/{policy_id}", one_policy, ["GET", "PATCH", "DELETE"]),
     ]
+
+
+async def _access_rule(s: Any, user_id: str, rule: dict[str, Any]) -> dict[str, Any]:
+    """The user's stored access rule (found by id or by content), created if new."""
+    if rule.get("id"):
+        found = await find_row(s, m.access_rules, id=rule["id"], user_id=user_id)
+        if found is None:
+            raise_not_found(f"Could not find access rule: {rule['id']}.")
+    else:
+        key = {"user_id": user_id, "service": rule["service"], "path": rule["path"],
+               "method": rule["method"]}
+        found = await find_row(s, m.access_rules, **key)
+        if found is None:
+            found = {"id": new_hex_id(), **key}
+            await s.execute(insert(m.access_rules).values(**found))
+    assert found is not None
+    return {k: found[k] for k in ("id", "service", "path", "method")}
 
 
 def raise_not_found(message: str) -> None:

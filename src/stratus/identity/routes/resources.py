@@ -75,7 +75,11 @@ def routes(api: Api) -> list[Route]:
             rows = [dict(x) for x in (await s.execute(select(m.projects))).mappings().all()]
             tags = await r.project_tags(s, [x["id"] for x in rows])
         if q.get("is_domain", "").lower() == "true":
-            rows = []
+            async with idn.db.session() as s:
+                domains = (await s.execute(select(m.domains))).mappings().all()
+            return api.collection(request, "projects", [
+                r.domain_as_project_view(idn, dict(d)) for d in domains
+                if matches(d, q, ("name", "enabled"))])
         items = []
         for row in rows:
             view = r.project_view(idn, row, tags[row["id"]])
@@ -88,6 +92,11 @@ def routes(api: Api) -> list[Route]:
     async def create_project(request: Request) -> Response:
         caller = await api.authorize(request, "identity:create_project")
         body = await api.body(request, "project")
+        if body.get("is_domain") is True:  # a domain, made through the projects API
+            fields = {k: body[k] for k in ("name", "description", "enabled") if k in body}
+            async with idn.write("domain") as s:
+                domain = await r.create_domain(s, fields)
+            return ok({"project": r.domain_as_project_view(idn, domain)}, 201)
         async with idn.write("project") as s:
             row = await r.create_project(s, body, default_domain(caller))
         return ok({"project": r.project_view(idn, row, body.get("tags") or [])}, 201)
@@ -101,7 +110,20 @@ def routes(api: Api) -> list[Route]:
         api.policy.enforce(rule, caller.context, {"target": {"project": row}})
         return r.project_view(idn, row, tags)
 
+    async def as_domain(request: Request) -> dict[str, Any] | None:
+        """The domain a project id names, if it names a domain (``is_domain`` projects)."""
+        project_id = request.path_params["project_id"]
+        async with idn.db.session() as s:
+            if await find_row(s, m.projects, id=project_id):
+                return None
+            return await find_row(s, m.domains, id=project_id)
+
     async def get_project(request: Request) -> Response:
+        domain = await as_domain(request)
+        if domain is not None:
+            await api.authorize(request, "identity:get_domain",
+                                {"target": {"domain": {"id": domain["id"]}}})
+            return ok({"project": r.domain_as_project_view(idn, domain)})
         view = await load_project(request, "identity:get_project")
         q = request.query_params
         async with idn.db.session() as s:
@@ -123,6 +145,14 @@ def routes(api: Api) -> list[Route]:
         await api.authorize(request, "identity:update_project")
         body = await api.body(request, "project")
         project_id = request.path_params["project_id"]
+        if await as_domain(request) is not None:
+            fields = {k: body[k] for k in ("name", "description", "enabled") if k in body}
+            async with idn.write("domain") as s:
+                before = await get_row(s, m.domains, project_id, "domain")
+                domain = await r.update_domain(s, project_id, fields)
+                if before["enabled"] and not domain["enabled"]:
+                    await api.provider.revoke(s, domain_id=project_id)
+            return ok({"project": r.domain_as_project_view(idn, domain)})
         async with idn.write("project") as s:
             before = await get_row(s, m.projects, project_id, "project")
             row = await r.update_project(s, project_id, body)
@@ -134,6 +164,10 @@ def routes(api: Api) -> list[Route]:
     async def delete_project(request: Request) -> Response:
         await api.authorize(request, "identity:delete_project")
         project_id = request.path_params["project_id"]
+        if await as_domain(request) is not None:
+            async with idn.write("domain") as s:
+                await r.delete_domain(s, project_id)
+            return no_content()
         async with idn.write("project") as s:
             await r.delete_project(s, project_id)
             await api.provider.revoke(s, project_id=project_id)

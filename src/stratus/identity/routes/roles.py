@@ -237,8 +237,11 @@ async def list_assignments(idn: Identity, s: Any, q: Any) -> list[dict[str, Any]
                                  "inherited": False} for p in below)
         entries = []
         for e in expanded:
-            entries.append(e)
-            for implied in table.expand([e["role_id"]])[1:]:
+            if not table.by_id.get(e["role_id"], {}).get("domain_id"):
+                entries.append(e)
+            for implied in table.expand([e["role_id"]], effective=True):
+                if implied == e["role_id"]:
+                    continue
                 entries.append({**e, "role_id": implied,
                                 "links": {**e["links"], "prior_role":
                                           f"{idn.base_url}/v3/roles/{e['role_id']}"}})

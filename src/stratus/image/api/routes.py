@@ -180,6 +180,17 @@ def routes(core: ImageCore, settings: ImageSettings) -> list[BaseRoute]:
         tasks = await core.tasks(context_of(request), request.path_params["image_id"])
         return JSONResponse({"tasks": [views.task(t) for t in tasks]})
 
+    async def no_image_id(request: Request) -> Response:
+        context_of(request)
+        raise _not_found_image()
+
+    async def create_task(request: Request) -> Response:
+        context_of(request)
+        body = json_object(await json_body(request))
+        raise BadRequest(f"Task type {body.get('type')!r} is not supported: this cloud imports "
+                         "images with the interoperable import API (glance-direct), not from "
+                         "URLs.")
+
     # -- members --------------------------------------------------------------
     async def list_members(request: Request) -> Response:
         members = await core.members(context_of(request), request.path_params["image_id"])
@@ -220,6 +231,8 @@ def routes(core: ImageCore, settings: ImageSettings) -> list[BaseRoute]:
         Route("/v2/info/usage", info_usage, methods=["GET"]),
         Route("/v2/images", list_images, methods=["GET"]),
         Route("/v2/images", create_image, methods=["POST"]),
+        # An empty image id is a missing image, not the collection.
+        Route("/v2/images/", no_image_id, methods=["GET", "DELETE", "PATCH"]),
         Route(image, show_image, methods=["GET"], name="show_image"),
         Route(image, update_image, methods=["PATCH"]),
         Route(image, delete_image, methods=["DELETE"]),
@@ -232,6 +245,7 @@ def routes(core: ImageCore, settings: ImageSettings) -> list[BaseRoute]:
         Route(image + "/stage", stage, methods=["PUT"]),
         Route(image + "/import", start_import, methods=["POST"]),
         Route(image + "/tasks", image_tasks, methods=["GET"]),
+        Route("/v2/tasks", create_task, methods=["POST"]),
         Route(image + "/members", list_members, methods=["GET"]),
         Route(image + "/members", add_member, methods=["POST"]),
         Route(image + "/members/{member_id}", show_member, methods=["GET"]),
@@ -242,6 +256,12 @@ def routes(core: ImageCore, settings: ImageSettings) -> list[BaseRoute]:
 
 def _mib(limit: int) -> int:
     return limit if limit < 0 else limit // (1024 * 1024)
+
+
+def _not_found_image() -> Exception:
+    from stratus.errors import NotFound
+
+    return NotFound("No image found with an empty ID.")
 
 
 def _not_found(name: str) -> Exception:

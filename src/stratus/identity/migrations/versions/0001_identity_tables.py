@@ -1,6 +1,6 @@
 """Identity tables.
 
-Revision ID: 0001
+Revision ID: identity_0001
 Revises:
 Create Date: 2025-01-01
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 import stratus.db.base
 
-revision = "0001"
+revision = "identity_0001"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -38,6 +38,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_domains')),
     sa.UniqueConstraint('name', name=op.f('uq_identity_domains_name'))
     )
+    op.create_table('identity_endpoint_groups',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('filters', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_endpoint_groups'))
+    )
     op.create_table('identity_limits',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('project_id', sa.String(length=64), nullable=True),
@@ -48,6 +55,13 @@ def upgrade() -> None:
     sa.Column('resource_limit', sa.Integer(), nullable=False),
     sa.Column('description', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_limits'))
+    )
+    op.create_table('identity_oauth_consumers',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('description', sa.Text(), nullable=True),
+    sa.Column('secret_hash', sa.String(length=128), nullable=False),
+    sa.Column('extra', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_oauth_consumers'))
     )
     op.create_table('identity_policies',
     sa.Column('id', sa.String(length=64), nullable=False),
@@ -123,6 +137,12 @@ def upgrade() -> None:
     )
     op.create_index('ix_identity_assignments_actor', 'identity_assignments', ['actor_id'], unique=False)
     op.create_index('ix_identity_assignments_target', 'identity_assignments', ['target_id'], unique=False)
+    op.create_table('identity_domain_configs',
+    sa.Column('domain_id', sa.String(length=64), nullable=False),
+    sa.Column('config', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['domain_id'], ['identity_domains.id'], name=op.f('fk_identity_domain_configs_domain_id_identity_domains'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('domain_id', name=op.f('pk_identity_domain_configs'))
+    )
     op.create_table('identity_endpoints',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('service_id', sa.String(length=64), nullable=False),
@@ -180,6 +200,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_users')),
     sa.UniqueConstraint('domain_id', 'name', name='uq_identity_users_domain_name')
     )
+    op.create_table('identity_access_rules',
+    sa.Column('id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=64), nullable=False),
+    sa.Column('service', sa.String(length=255), nullable=False),
+    sa.Column('path', sa.Text(), nullable=False),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['identity_users.id'], name=op.f('fk_identity_access_rules_user_id_identity_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_identity_access_rules'))
+    )
+    op.create_index('ix_identity_access_rules_user', 'identity_access_rules', ['user_id'], unique=False)
     op.create_table('identity_application_credentials',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=255), nullable=False),
@@ -216,11 +246,14 @@ def downgrade() -> None:
     op.drop_index('ix_identity_group_members_user', table_name='identity_group_members')
     op.drop_table('identity_group_members')
     op.drop_table('identity_application_credentials')
+    op.drop_index('ix_identity_access_rules_user', table_name='identity_access_rules')
+    op.drop_table('identity_access_rules')
     op.drop_table('identity_users')
     op.drop_table('identity_projects')
     op.drop_table('identity_implied_roles')
     op.drop_table('identity_groups')
     op.drop_table('identity_endpoints')
+    op.drop_table('identity_domain_configs')
     op.drop_index('ix_identity_assignments_target', table_name='identity_assignments')
     op.drop_index('ix_identity_assignments_actor', table_name='identity_assignments')
     op.drop_table('identity_assignments')
@@ -231,7 +264,9 @@ def downgrade() -> None:
     op.drop_table('identity_registered_limits')
     op.drop_table('identity_regions')
     op.drop_table('identity_policies')
+    op.drop_table('identity_oauth_consumers')
     op.drop_table('identity_limits')
+    op.drop_table('identity_endpoint_groups')
     op.drop_table('identity_domains')
     op.drop_index('ix_identity_credentials_user', table_name='identity_credentials')
     op.drop_table('identity_credentials')
