@@ -192,6 +192,9 @@ def main() -> None:
             print(f"identity token benchmark: {os.cpu_count()} CPUs, {args.seconds:.0f}s per "
                   f"run, {args.connections} connections, services: {','.join(services)}")
             show("baseline: minimal Starlette GET /", floor)
+            load(url, "GET", "/v3/auth/tokens", headers={  # warm-up, not shown
+                "X-Auth-Token": token, "X-Subject-Token": token}, seconds=1,
+                conns=args.connections)
             validate = load(url, "GET", "/v3/auth/tokens", headers={
                 "X-Auth-Token": token, "X-Subject-Token": token}, seconds=args.seconds,
                 conns=args.connections)

@@ -58,7 +58,9 @@ def test_services_split_over_processes_share_rabbitmq_and_postgres(tmp_path: Pat
     ensure_rabbitmq()
     with postgres_database() as url:
         shared = {"STRATUS_DATABASE_URL": url,
-                  "STRATUS_BUS_URL": "amqp://guest:guest@127.0.0.1:5672/"}
+                  "STRATUS_BUS_URL": "amqp://guest:guest@127.0.0.1:5672/",
+                  # a multi-node deployment configures the service users' password
+                  "STRATUS_IDENTITY__SERVICE_PASSWORD": "stratus-test-service"}
         first = CloudProcess(tmp_path / "a", env=shared, services=("identity",))
         second = CloudProcess(tmp_path / "b", env=shared, services=("image", "compute"))
         # both processes must agree on where each API lives

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from stratus.guest.builder import GuestArtifacts
-from stratus.guest.qemu import BOOT_RE, Guest, GuestSpec, free_port, start
+from stratus.guest.qemu import BOOT_RE, Guest, GuestSpec, attach, free_port, start
 from tests.vm.conftest import Launch
 
 pytestmark = pytest.mark.vm
@@ -46,6 +46,14 @@ def _wait_ticks(guest: Guest, at_least: int, since: int | None = None) -> list[i
     return ticks
 
 
+def _wait_console(guest: Guest, text: str) -> str:
+    deadline = time.monotonic() + 60
+    while text not in (console := guest.console()):
+        assert time.monotonic() < deadline, f"{text!r} not on the console: {console[-500:]}"
+        time.sleep(0.2)
+    return console
+
+
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory: pytest.TempPathFactory, guest_image: GuestArtifacts,
           accel: str) -> Iterator[Guest]:
@@ -61,6 +69,12 @@ def test_disk_image_boots_and_gets_its_address_by_dhcp(guest: Guest) -> None:
     assert up.ip is not None and up.ip.startswith("10.0.2.")
     assert up.hostname == "stratus-guest"
     assert "disk=vda1" in guest.console()
+
+
+def test_a_running_guest_is_found_again_from_its_pidfile(guest: Guest) -> None:
+    found = attach(guest.spec)
+    assert found is not None and found.pid == guest.pid
+    assert found.qmp_sync("query-status")["status"] == "running"
 
 
 def test_tcp_service_answers_with_hostname_and_tick(guest: Guest) -> None:
@@ -90,7 +104,7 @@ def test_acpi_powerdown_ends_the_qemu_process(guest: Guest) -> None:
     guest.wait_for_marker(BOOT_TIMEOUT)
     guest.qmp_sync("system_powerdown")
     assert guest.wait(120), "QEMU still running 120 s after an ACPI power-down"
-    assert "stratus-guest powering off" in guest.console()
+    _wait_console(guest, "stratus-guest powering off")
 
 
 def test_tick_counter_and_boot_count_survive_a_power_cycle(launch: Launch) -> None:
@@ -127,11 +141,7 @@ def test_config_drive_sets_hostname_keys_and_runs_user_data(launch: Launch,
     up = guest.wait_for_marker(BOOT_TIMEOUT)
     assert up.hostname == "vm-cfg.novalocal"
     assert up.ip is None
-    deadline = time.monotonic() + 60
-    while "user-data rc=" not in guest.console():
-        assert time.monotonic() < deadline, guest.console()[-500:]
-        time.sleep(0.2)
-    console = guest.console()
+    console = _wait_console(guest, "user-data rc=")
     assert "hello-from-user-data" in console
     assert "ssh-ed25519 AAAAC3Nzatest me@host" in console
     assert "stratus-guest user-data rc=0" in console
@@ -168,4 +178,4 @@ def test_direct_kernel_boot_reads_the_metadata_service(launch: Launch, tmp_path:
     up = guest.wait_for_marker(BOOT_TIMEOUT)
     assert (up.ip, up.hostname) == ("10.0.2.15", "vm-md")
     assert "uuid=0f0e0d0c-aaaa-4bbb-8ccc-123456789abc" in _ask(port)
-    assert "stratus-guest user-data rc=3" in guest.console()
+    _wait_console(guest, "stratus-guest user-data rc=3")

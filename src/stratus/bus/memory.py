@@ -48,9 +48,13 @@ class _Server(Listener):
         elif reply is None and "error" in answer:
             log.warning("cast %s.%s failed: %s", self.target, msg["method"], answer["error"])
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 5.0) -> None:
         self.bus._remove(self)
         self.task.cancel()
+        # Let handlers that are mid-way (often inside a DB transaction) finish;
+        # cancelling them there can leave a connection half-used at shutdown.
+        if self.inflight:
+            await asyncio.wait(list(self.inflight), timeout=grace)
         for task in list(self.inflight):
             task.cancel()
 

@@ -192,7 +192,8 @@ from stratus.identity.cli import identity as _identity_group  # noqa: E402
 cli.add_command(_identity_group)
 from stratus.image.cli import image as _image_group  # noqa: E402
 cli.add_command(_image_group)
-from stratus.guest.cli import build as _guest_build  # noqa: E402
+from stratus.guest.cli import build as _guest_build
+
 _image_group.add_command(_guest_build)
 
 

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from stratus.api.app import build_app
 from stratus.api.faults import FaultStyle
 from stratus.runtime import Runtime, Service
+from stratus.settings import API_SERVICES
 
 
 class DashboardService(Service):
@@ -20,7 +21,7 @@ class DashboardService(Service):
         async def root(request: Request) -> Response:
             rows = "".join(
                 f"<li>{svc}: <a href='{settings.endpoint(svc)}'>{settings.endpoint(svc)}</a></li>"
-                for svc in settings.services if svc != "dashboard"
+                for svc in settings.services if svc in API_SERVICES and svc != "dashboard"
             )
             return HTMLResponse(
                 "<!doctype html><title>Stratus</title><h1>Stratus</h1>"

@@ -51,9 +51,10 @@ def build(ctx: click.Context, output: Path | None, force: bool) -> None:
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(artifacts.disk, output)
     how = "from the cache" if artifacts.cached else "built"
-    table = Table(title=f"Stratus guest {how} in {time.monotonic() - t0:.1f}s", title_justify="left")
+    table = Table(title=f"Stratus guest {how} in {time.monotonic() - t0:.1f}s: "
+                        f"{artifacts.directory}", title_justify="left")
     table.add_column("artifact")
-    table.add_column("path")
+    table.add_column("file")
     table.add_column("size", justify="right")
     rows = [("disk (qcow2)", artifacts.disk), ("kernel", artifacts.kernel),
             ("initramfs", artifacts.initrd)]
@@ -62,7 +63,8 @@ def build(ctx: click.Context, output: Path | None, force: bool) -> None:
     if output is not None:
         rows.append(("copy", output))
     for label, path in rows:
-        table.add_row(label, str(path), f"{path.stat().st_size / 2**20:.1f} MiB")
+        shown = path.name if path.parent == artifacts.directory else str(path)
+        table.add_row(label, shown, f"{path.stat().st_size / 2**20:.1f} MiB")
     console.print(table)
     m = artifacts.manifest
     console.print(f"from {m['kernel']}, {m['busybox']}, syslinux {m['syslinux']}; "

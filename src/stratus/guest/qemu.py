@@ -31,7 +31,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from qemu.qmp import QMPClient
 
@@ -156,7 +156,7 @@ class Guest:
         """`qmp` for code without an event loop (tests, benches)."""
         return asyncio.run(self.qmp(command, **arguments))
 
-    def __enter__(self) -> Guest:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -188,8 +188,8 @@ def qemu_command(spec: GuestSpec) -> list[str]:
            "-machine", "pc", "-accel", spec.accel, "-m", str(spec.memory_mib),
            "-smp", str(spec.vcpus), "-pidfile", str(work / "qemu.pid"),
            "-qmp", f"unix:{work / 'qmp.sock'},server=on,wait=off",
-           "-chardev", f"socket,id=serial0,path={work / 'serial.sock'},server=on,wait=off,"
-                       f"logfile={work / 'serial.log'},logappend=on",
+           "-chardev", (f"socket,id=serial0,path={work / 'serial.sock'},server=on,wait=off,"
+                        f"logfile={work / 'serial.log'},logappend=on"),
            "-serial", "chardev:serial0",
            "-drive", f"file={work / 'disk.qcow2'},if=none,id=disk0,format=qcow2,cache=writeback",
            "-device", "virtio-blk-pci,drive=disk0"
@@ -238,6 +238,18 @@ def start(spec: GuestSpec) -> Guest:
             raise GuestError(f"QEMU did not start: {_tail(guest.stderr_log)}")
         time.sleep(0.02)
     return guest
+
+
+def attach(spec: GuestSpec) -> Guest | None:
+    """The QEMU already running for SPEC (after an agent restart), found by its pidfile."""
+    try:
+        pid = int((spec.workdir / "qemu.pid").read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if str(spec.workdir / "qmp.sock").encode() not in b" ".join(cmdline):
+        return None  # the pid was reused by another process
+    return Guest(spec=spec, pid=pid, log_start=_size(spec.workdir / "serial.log"))
 
 
 def _size(path: Path) -> int:

@@ -2,7 +2,7 @@
 
 The guest is a CirrOS-like test machine. Its serial console says, one line each:
 
-    stratus-guest boot=<n> disk=<dev|none> disks=<vda,vdb,...>
+    stratus-guest boot=<n> disk=<dev|none> disks=<vda,vdb,...> uptime=<s>
     stratus-guest up ip=<addr or none> hostname=<name>
     stratus-guest tick=<n>                      (every second)
     stratus-guest user-data rc=<rc>             (when user data was a #! script)
@@ -67,7 +67,7 @@ fi
 ln -sfn "$state" /run/stratus
 boot=$(cat "$state/boot" 2>/dev/null); boot=$((${{boot:-0}} + 1))
 echo "$boot" > "$state/boot"; sync
-say "boot=$boot disk=${{disk#/dev/}} disks=${{disks:-none}}"
+say "boot=$boot disk=${{disk#/dev/}} disks=${{disks:-none}} uptime=$(cut -d' ' -f1 /proc/uptime)"
 
 mkdir -p /run/meta
 cfg=$(findfs LABEL=config-2 2>/dev/null || findfs LABEL=CONFIG-2 2>/dev/null)
@@ -111,6 +111,7 @@ grep -o '"\\(ssh\\|ecdsa\\)-[^"]*"' /run/meta/meta_data.json 2>/dev/null | tr -d
 acpid -c /etc/acpi -a /etc/acpid.conf -l /var/log/acpid.log
 nc -ll -p {SERVICE_PORT} -e /etc/stratus/service >/dev/null 2>&1 &
 say "up ip=$ip hostname=$name"
+echo "uptime at the up marker: $(cut -d' ' -f1 /proc/uptime)s" > /run/boot-time
 
 if [ -s /run/meta/user_data ] && [ "$(head -c 2 /run/meta/user_data)" = "#!" ]; then
     chmod +x /run/meta/user_data

@@ -126,7 +126,7 @@ class NetworkAPI:
             items = [attrs.hide_for(res.singular, i, caller.ctx) for i in items]
             page, more, prev = query.apply(items, q)
             body: dict[str, Any] = {res.key: [query.select_fields(i, q.fields) for i in page]}
-            links = query.links(res.path, self.base_url, q, page, more, prev)
+            links = query.links(res.path, f"{self.base_url}/v2.0", q, page, more, prev)
             if links:
                 body[f"{res.key}_links"] = links
             return json(body)

@@ -188,21 +188,21 @@ floatingips = Table(
 )
 
 tags = Table(
-    "tags", metadata,
+    "network_tags", metadata,
     Column("resource_id", ID, primary_key=True),
     Column("tag", String(255), primary_key=True),
-    Index("ix_tags_tag", "tag"),
+    Index("ix_network_tags_tag", "tag"),
 )
 
 quotas = Table(
-    "quotas", metadata,
+    "network_quotas", metadata,
     Column("project_id", PROJECT, primary_key=True),
     Column("resource", String(64), primary_key=True),
     Column("hard_limit", Integer, nullable=False),
 )
 
 project_locks = Table(
-    "project_locks", metadata,
+    "network_project_locks", metadata,
     Column("project_id", PROJECT, primary_key=True),
     Column("generation", Integer, nullable=False, default=0),
 )

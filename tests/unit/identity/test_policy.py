@@ -14,7 +14,8 @@ from stratus.errors import Forbidden
 
 def ctx(roles: tuple[str, ...] = ("member",), project: str | None = "p1", user: str = "u1",
         **kw: object) -> RequestContext:
-    return RequestContext(user_id=user, project_id=project, roles=roles, **kw)  # type: ignore[arg-type]
+    return RequestContext(user_id=user, project_id=project, roles=roles,
+                          **kw)  # type: ignore[arg-type]
 
 
 RULES = {

@@ -40,6 +40,21 @@ class FixedTokens:
         return TOKENS[token]
 
 
+async def _quiesce(bus: Any, timeout: float = 5.0) -> None:
+    """Let in-flight agent messages finish: cancelling one mid-query can hang aiosqlite."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        servers = [s for group in getattr(bus, "_servers", {}).values() for s in group]
+        if all(not s.inflight and s.queue.empty() for s in servers):
+            await asyncio.sleep(0.01)
+            if all(not s.inflight and s.queue.empty() for s in servers):
+                return
+        await asyncio.sleep(0.01)
+
+
 class Net:
     """Clients per persona on one network service."""
 
@@ -72,6 +87,7 @@ async def network_service(data_dir: Path, db_url: str = "", **network: Any
     try:
         yield Net(service.app), runtime
     finally:
+        await _quiesce(bus)
         await service.stop()
         await bus.stop()
         await db.dispose()
