@@ -10,6 +10,12 @@
 #   EXPECTED                                  expected-pass list (default: per REGEX, see below)
 #   CONCURRENCY                               tempest workers (default 2)
 #   TEMPEST_WS                                workspace (default tempest/workspace)
+#   TEMPEST_SETUP                             a command run once the cloud answers (with
+#                                             STRATUS_AUTH_URL and STRATUS_ADMIN_PASSWORD
+#                                             exported) that creates what a service's tests
+#                                             need and prints extra tempest.conf sections;
+#                                             they are appended, so their keys win
+#                                             (see tempest/run-network.sh)
 #
 # The tempest venv (.venv-tempest) is created on first use with `pip install tempest`.
 # Results: tempest/workspace/{passed,failed,skipped}.txt and a comparison with EXPECTED.
@@ -63,9 +69,16 @@ PY
     echo "stratus up (pid $STRATUS_PID, data $DATA, identity $STRATUS_AUTH_URL)" >&2
 fi
 
+EXTRA_CONF=""
+if [ -n "${TEMPEST_SETUP:-}" ]; then
+    export STRATUS_AUTH_URL STRATUS_ADMIN_PASSWORD
+    EXTRA_CONF=$(eval "$TEMPEST_SETUP")
+fi
+
+NAME=stratus-${SERVICE:-identity}
 rm -rf "$WS"
-"$VENV/bin/tempest" workspace remove --name stratus-identity >/dev/null 2>&1 || true
-"$VENV/bin/tempest" init --name stratus-identity "$WS" >/dev/null 2>&1
+"$VENV/bin/tempest" workspace remove --name "$NAME" >/dev/null 2>&1 || true
+"$VENV/bin/tempest" init --name "$NAME" "$WS" >/dev/null 2>&1
 cat >"$WS/etc/tempest.conf" <<CONF
 [DEFAULT]
 log_file = tempest.log
@@ -103,6 +116,7 @@ swift = false
 [validation]
 run_validation = false
 CONF
+printf '\n%s\n' "$EXTRA_CONF" >>"$WS/etc/tempest.conf"
 
 cd "$WS"
 set +e

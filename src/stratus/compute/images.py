@@ -9,7 +9,7 @@ the image service's ``/v2`` API (in-process in the all-in-one);
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import httpx
@@ -30,51 +30,52 @@ class ImageAPI(Protocol):
 
 
 class RestImageAPI:
-    def __init__(self, client: Callable[[], httpx.AsyncClient]) -> None:
-        self._client = client
+    """The image service through :class:`stratus.image.client.ImageClient` (streaming)."""
 
-    async def _request(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
-        headers = {"X-Auth-Token": token, **kwargs.pop("headers", {})}
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    def _client(self, token: str) -> Any:
+        from stratus.image.client import ImageClient
+
+        return ImageClient.from_runtime(self.runtime, headers={"X-Auth-Token": token})
+
+    async def show(self, token: str, image_id: str) -> dict[str, Any] | None:
+        from stratus.image.client import ImageServiceError
+
         try:
-            async with self._client() as client:
-                return await client.request(method, path, headers=headers, timeout=None,
-                                            **kwargs)
+            async with self._client(token) as images:
+                return await images.get(image_id)  # type: ignore[no-any-return]
+        except ImageServiceError as exc:
+            if exc.status == 404:
+                return None
+            raise BadRequest(f"Cannot read image {image_id}: {exc.message}") from None
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"The image service cannot be reached: {exc}") from exc
 
-    async def show(self, token: str, image_id: str) -> dict[str, Any] | None:
-        resp = await self._request("GET", f"/v2/images/{image_id}", token)
-        if resp.status_code == 404:
-            return None
-        if resp.status_code >= 400:
-            raise BadRequest(f"Cannot read image {image_id}: HTTP {resp.status_code}")
-        data: dict[str, Any] = resp.json()
-        return data
-
     async def create(self, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = await self._request("POST", "/v2/images", token, json=body)
-        if resp.status_code >= 400:
-            raise BadRequest(f"The image service refused the snapshot image: {resp.text[:200]}")
-        data: dict[str, Any] = resp.json()
-        return data
+        from stratus.image.client import ImageServiceError
+
+        try:
+            async with self._client(token) as images:
+                return await images.create(**body)  # type: ignore[no-any-return]
+        except ImageServiceError as exc:
+            raise BadRequest(f"The image service refused the image: {exc.message}") from None
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"The image service cannot be reached: {exc}") from exc
 
     async def upload(self, token: str, image_id: str, chunks: AsyncIterator[bytes]) -> None:
-        resp = await self._request("PUT", f"/v2/images/{image_id}/file", token, content=chunks,
-                                   headers={"Content-Type": "application/octet-stream"})
-        if resp.status_code >= 400:
-            raise RuntimeError(f"uploading image {image_id} failed: HTTP {resp.status_code} "
-                               f"{resp.text[:200]}")
+        async with self._client(token) as images:
+            await images.upload(image_id, chunks)
 
     async def delete(self, token: str, image_id: str) -> None:
-        await self._request("DELETE", f"/v2/images/{image_id}", token)
+        async with self._client(token) as images:
+            await images.delete(image_id)
 
     async def download(self, token: str, image_id: str) -> AsyncIterator[bytes]:  # type: ignore[override]
-        async with self._client() as client:
-            async with client.stream("GET", f"/v2/images/{image_id}/file",
-                                     headers={"X-Auth-Token": token}, timeout=None) as resp:
-                resp.raise_for_status()
-                async for chunk in resp.aiter_bytes():
-                    yield chunk
+        async with self._client(token) as images:
+            async for chunk in images.read(image_id):
+                yield chunk
 
 
 class MemoryImageAPI:

@@ -35,7 +35,7 @@ def image_api(runtime: Runtime) -> ImageAPI:
     override = runtime.extras.get("compute.images")
     if override is not None:
         return override  # type: ignore[no-any-return]
-    return RestImageAPI(lambda: runtime.client("image"))
+    return RestImageAPI(runtime)
 
 
 class ComputeAPIService(Service):

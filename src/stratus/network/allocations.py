@@ -61,9 +61,13 @@ def _auto_address(subnet: Any) -> bool:
 
 
 async def allocate(tx: Tx, network_id: str, port_id: str, mac: str,
-                   requested: list[dict[str, Any]] | None, *, device_owner: str = ""
-                   ) -> list[dict[str, str]]:
-    """Allocate the port's addresses; ``requested`` None means "pick for me"."""
+                   requested: list[dict[str, Any]] | None, *, device_owner: str = "",
+                   implicit_auto: bool = False) -> list[dict[str, str]]:
+    """Allocate the port's addresses; ``requested`` None means "pick for me".
+
+    With ``implicit_auto`` (a new port), SLAAC/DHCPv6-stateless subnets add
+    their EUI-64 address even when ``requested`` does not name them, as Neutron does.
+    """
     subnets = await subnets_of(tx, network_id)
     if requested is None:
         return await _allocate_default(tx, network_id, subnets, port_id, mac, device_owner)
@@ -106,6 +110,11 @@ async def allocate(tx: Tx, network_id: str, port_id: str, mac: str,
             if got is None:
                 raise _exhausted(network_id)
             out.append(got)
+    if implicit_auto and not device_owner.startswith("network:router"):
+        for subnet in subnets:
+            if _auto_address(subnet) and all(o["subnet_id"] != subnet.id for o in out):
+                ip = ipam.eui64(ipam.parse_cidr(subnet.cidr), mac)
+                out.append(await _take_specific(tx, subnet, port_id, ip))
     return out
 
 

@@ -217,7 +217,8 @@ async def create(tx: Tx, caller: Caller, body: dict[str, Any], *, internal: bool
     if requested is not None and not isinstance(requested, list):
         raise BadRequest("Invalid input for fixed_ips. Reason: must be a list.",
                          kind="InvalidInput")
-    await allocations.allocate(tx, net.id, port_id, mac, requested, device_owner=owner)
+    await allocations.allocate(tx, net.id, port_id, mac, requested, device_owner=owner,
+                               implicit_auto=True)
     await _set_groups(tx, port_id, groups)
     item = await show_internal(tx, port_id)
     _notify(tx, item)

@@ -13,6 +13,7 @@ from stratus.network.store import QUOTA_TABLES, Tx, default_quotas, quotas_of, u
 
 # Accepted for compatibility (clients send them); not enforced by this cloud.
 UNENFORCED = {"subnetpool": -1, "rbac_policy": 10}
+CONTROL = ("force", "check_limit")  # flags of a PUT, not limits
 
 
 async def show(tx: Tx, caller: Caller, project_id: str) -> dict[str, Any]:
@@ -49,8 +50,14 @@ async def update_(tx: Tx, caller: Caller, project_id: str, body: dict[str, Any],
                   *, force: bool = False) -> dict[str, Any]:
     if not caller.is_admin:
         raise Forbidden("rule:update_quota is disallowed by policy", kind="PolicyNotAuthorized")
+    flags = {k: body.get(k, False) for k in CONTROL}
+    if not all(isinstance(v, bool) for v in flags.values()):
+        raise BadRequest(f"Invalid input: {', '.join(CONTROL)} must be booleans.",
+                         kind="InvalidInput")
+    # Neutron's quota-check-limit: usage is compared only when asked to, never with force.
+    check = flags["check_limit"] and not flags["force"] and not force
     for name, value in body.items():
-        if name == "force":
+        if name in CONTROL:
             continue
         if name not in QUOTA_TABLES and name not in UNENFORCED:
             raise BadRequest(f"Unrecognized attribute(s) '{name}'", kind="HTTPBadRequest")
@@ -61,7 +68,7 @@ async def update_(tx: Tx, caller: Caller, project_id: str, body: dict[str, Any],
         if name not in QUOTA_TABLES:
             continue
         limit = int(value)
-        if not force and limit >= 0 and not body.get("force"):
+        if check and limit >= 0:
             used = await usage_of(tx, project_id, name)
             if used > limit:
                 raise Conflict(f"Change would make usage less than 0 for the following "

@@ -1,6 +1,6 @@
 """initial compute schema
 
-Revision ID: 0001
+Revision ID: compute_0001
 Revises: 
 Create Date: 2026-11-21
 
@@ -13,7 +13,7 @@ import stratus.db.base
 
 
 # revision identifiers, used by Alembic.
-revision: str = '0001'
+revision: str = 'compute_0001'
 down_revision: Union[str, Sequence[str], None] = None
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None

@@ -1,0 +1,139 @@
+"""Every lifecycle action with the unchanged ``openstack`` CLI against a real
+all-in-one (fake hypervisor), checking each state along the way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.functional.compute.helpers import User, upload_image
+from tests.support.cloud import CloudProcess
+
+
+@pytest.fixture(scope="module")
+def user(cloud: CloudProcess) -> Iterator[User]:
+    u = User(cloud)
+    u.image = upload_image(u)  # type: ignore[attr-defined]
+    yield u
+
+
+def test_server_lifecycle_with_the_cli(user: User) -> None:
+    osc = user.osc
+    server = osc("server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic",
+                 "none", "--wait", "life")
+    sid = server["id"]
+    assert server["status"] == "ACTIVE" and server["OS-EXT-STS:power_state"] in (1, "Running")
+
+    osc("server", "stop", sid, parse=False)
+    s = user.wait(sid, "SHUTOFF")
+    assert s["OS-EXT-STS:vm_state"] == "stopped" and s["OS-EXT-STS:power_state"] == 4
+    osc("server", "start", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+    osc("server", "reboot", "--wait", sid, parse=False)
+    osc("server", "reboot", "--hard", "--wait", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+
+    osc("server", "pause", sid, parse=False)
+    assert user.wait(sid, "PAUSED")["OS-EXT-STS:power_state"] == 3
+    osc("server", "unpause", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+    osc("server", "suspend", sid, parse=False)
+    assert user.wait(sid, "SUSPENDED")["OS-EXT-STS:power_state"] == 7
+    osc("server", "resume", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+
+    image = osc("server", "image", "create", "--name", "life-snap", "--wait", sid)
+    assert image["status"] == "active" and int(image["size"]) > 0
+    assert user.wait(sid, "ACTIVE")
+
+    osc("server", "resize", "--flavor", "m1.small", "--wait", sid, parse=False)
+    s = user.wait(sid, "VERIFY_RESIZE")
+    assert s["flavor"]["original_name"] == "m1.small"
+    osc("server", "resize", "confirm", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+    osc("server", "resize", "--flavor", "m1.medium", "--wait", sid, parse=False)
+    user.wait(sid, "VERIFY_RESIZE")
+    osc("server", "resize", "revert", sid, parse=False)
+    assert user.wait(sid, "ACTIVE")["flavor"]["original_name"] == "m1.small"
+
+    osc("server", "lock", "--reason", "maintenance", sid, parse=False)
+    assert user.server(sid)["locked_reason"] == "maintenance"
+    osc("server", "unlock", sid, parse=False)
+
+    osc("server", "shelve", sid, parse=False)
+    s = user.wait(sid, "SHELVED_OFFLOADED")
+    assert s["OS-EXT-SRV-ATTR:host"] is None
+    osc("server", "unshelve", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+
+    osc("server", "rescue", sid, parse=False)
+    user.wait(sid, "RESCUE")
+    osc("server", "unrescue", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+
+    osc("server", "rebuild", "--image", "life-snap", "--wait", sid, parse=False)
+    s = user.wait(sid, "ACTIVE")
+    assert s["image"]["id"] == image["id"]
+
+    log = osc("console", "log", "show", sid, parse=False).stdout
+    assert "Linux version" in log
+
+    events = osc("server", "event", "list", sid)
+    actions = [e["Action"] for e in events]
+    for expected in ("create", "stop", "start", "reboot", "pause", "suspend", "createImage",
+                     "resize", "confirmResize", "revertResize", "shelve", "unshelve", "rescue",
+                     "rebuild"):
+        assert expected in actions, (expected, actions)
+
+    osc("server", "delete", "--wait", sid, parse=False)
+    assert user.api("GET", f"/servers/{sid}").status_code == 404
+
+
+def test_wrong_state_and_locked_server_are_refused_with_the_state_named(user: User) -> None:
+    sid = user.osc("server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic",
+                   "none", "--wait", "refused")["id"]
+    proc = user.osc("server", "start", sid, parse=False, check=False)
+    assert proc.returncode != 0 and "vm_state active" in proc.stderr
+    resp = user.api("POST", f"/servers/{sid}/action", json={"unpause": None})
+    assert resp.status_code == 409
+    assert "vm_state active" in resp.json()["conflictingRequest"]["message"]
+    user.osc("server", "delete", "--wait", sid, parse=False)
+
+
+def test_admin_views_with_the_cli(user: User) -> None:
+    osc = user.osc
+    hypervisors = osc("hypervisor", "list")
+    assert hypervisors and hypervisors[0]["State"] == "up"
+    osc("hypervisor", "show", hypervisors[0]["Hypervisor Hostname"])
+    services = osc("compute", "service", "list")
+    assert {s["Binary"] for s in services} >= {"nova-compute", "nova-scheduler",
+                                                "nova-conductor"}
+    compute = next(s for s in services if s["Binary"] == "nova-compute")
+    osc("compute", "service", "set", "--disable", "--disable-reason", "maintenance",
+        compute["Host"], "nova-compute", parse=False)
+    svc = next(s for s in osc("compute", "service", "list", "--long")
+               if s["Binary"] == "nova-compute")
+    assert svc["Status"] == "disabled" and svc["Disabled Reason"] == "maintenance"
+    osc("compute", "service", "set", "--enable", compute["Host"], "nova-compute", parse=False)
+
+    project = osc("project", "show", "admin")["id"]
+    osc("quota", "set", "--instances", "7", "--cores", "9", project, parse=False)
+    quota = {q["Resource"]: q["Limit"] for q in osc("quota", "show", "--compute", project)}
+    assert quota["instances"] == 7 and quota["cores"] == 9
+    limits = {row["Name"]: row["Value"] for row in osc("limits", "show", "--absolute")}
+    assert limits["maxTotalInstances"] == 7
+
+    group = osc("server", "group", "create", "--policy", "anti-affinity", "apart")
+    assert group["policy"] == "anti-affinity"
+    osc("server", "group", "delete", group["id"], parse=False)
+    key = osc("keypair", "create", "--type", "ssh", "k1", parse=False).stdout
+    assert "PRIVATE KEY" in key
+    assert osc("keypair", "show", "k1")["name"] == "k1"
+    osc("keypair", "delete", "k1", parse=False)
+    flavor = osc("flavor", "create", "--ram", "96", "--disk", "1", "--vcpus", "1",
+                 "--property", "hw:cpu_policy=shared", "f.custom")
+    assert flavor["properties"] == {"hw:cpu_policy": "shared"}
+    osc("flavor", "delete", "f.custom", parse=False)
+    zones = osc("availability", "zone", "list")
+    assert any(z["Zone Name"] == "nova" for z in zones)
