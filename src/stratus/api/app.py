@@ -147,6 +147,8 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"Malformed JSON in request body: {exc}") from None
+    except RecursionError:  # e.g. "[[[[...]]]]" thousands deep
+        raise BadRequest("Malformed JSON in request body: nested too deeply.") from None
 
 
 def json_object(body: Any, key: str | None = None) -> dict[str, Any]:

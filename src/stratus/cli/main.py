@@ -30,6 +30,7 @@ def _logging(settings: Settings, verbose: bool) -> None:
     if not verbose:
         logging.getLogger("stratus.access").setLevel(max(level, logging.WARNING))
         logging.getLogger("uvicorn.error").setLevel(max(level, logging.WARNING))
+        logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
 
 
 @click.group()

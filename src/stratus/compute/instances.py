@@ -96,10 +96,13 @@ class InstanceStore:
                                                     power_state=int(power), updated_at=utcnow()))
             return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
-    async def update(self, uuid: str, **values: Any) -> None:
+    async def update(self, uuid: str, **values: Any) -> bool:
+        """Change a live instance; False when it was deleted meanwhile (nothing written)."""
         async with self.db.session() as session:
-            await session.execute(update(Instance).where(Instance.uuid == uuid).values(
+            result = await session.execute(update(Instance).where(
+                Instance.uuid == uuid, Instance.deleted.is_(False)).values(
                 updated_at=utcnow(), **values))
+            return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     async def finish(self, inst: Instance, t: Transition, *, started_from: VmState,
                      power: PowerState | None = None, **values: Any) -> VmState:
@@ -124,7 +127,8 @@ class InstanceStore:
                          prior=_vm_or_none(inst.prior_vm_state))
         message = str(error) or type(error).__name__
         async with self.db.session() as session:
-            await session.execute(update(Instance).where(Instance.uuid == inst.uuid).values(
+            await session.execute(update(Instance).where(
+                Instance.uuid == inst.uuid, Instance.deleted.is_(False)).values(
                 vm_state=vm.value, task_state=None, updated_at=utcnow(), **values))
             session.add(InstanceFault(instance_uuid=inst.uuid, code=code, message=message[:255],
                                       details=message if len(message) > 255 else "",
@@ -149,27 +153,31 @@ class InstanceStore:
             session.add(InstanceAction(instance_uuid=uuid, action=action, request_id=request_id,
                                        project_id=project_id, user_id=user_id))
 
-    async def _action_id(self, uuid: str, request_id: str) -> int | None:
-        async with self.db.session() as session:
-            return await session.scalar(select(InstanceAction.id).where(
-                InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id
-            ).order_by(InstanceAction.id.desc()).limit(1))
+    @staticmethod
+    async def _action_id(session: Any, uuid: str, request_id: str) -> int | None:
+        result: int | None = await session.scalar(select(InstanceAction.id).where(
+            InstanceAction.instance_uuid == uuid, InstanceAction.request_id == request_id
+        ).order_by(InstanceAction.id.desc()).limit(1))
+        return result
 
     async def event_start(self, uuid: str, request_id: str, event: str,
                           host: str | None = None) -> None:
-        action_id = await self._action_id(uuid, request_id)
-        if action_id is None:
+        if not request_id:
             return
         async with self.db.session() as session:
-            session.add(InstanceActionEvent(action_id=action_id, event=event, host=host))
+            action_id = await self._action_id(session, uuid, request_id)
+            if action_id is not None:
+                session.add(InstanceActionEvent(action_id=action_id, event=event, host=host))
 
     async def event_finish(self, uuid: str, request_id: str, event: str, *,
                            error: str | None = None, host: str | None = None) -> None:
-        action_id = await self._action_id(uuid, request_id)
-        if action_id is None:
+        if not request_id:
             return
         now = utcnow()
         async with self.db.session() as session:
+            action_id = await self._action_id(session, uuid, request_id)
+            if action_id is None:
+                return
             ev = await session.scalar(select(InstanceActionEvent).where(
                 InstanceActionEvent.action_id == action_id, InstanceActionEvent.event == event,
                 InstanceActionEvent.finish_time.is_(None)))

@@ -77,7 +77,7 @@ class _Role(Service):
                 await servicegroup.heartbeat(self.runtime.db, host_name(self.runtime),
                                              self.binary, self.topic)
                 await self.periodic()
-            except Exception:  # noqa: BLE001 - keep beating
+            except Exception:
                 log.exception("%s periodic work failed", self.binary)
             await asyncio.sleep(settings.heartbeat_interval)
 
@@ -112,7 +112,9 @@ class ConductorService(_Role):
     def __init__(self, runtime: Runtime) -> None:
         from stratus.compute.conductor.manager import ConductorManager
 
-        self.manager = ConductorManager(runtime.db, runtime.bus, runtime.settings.compute)
+        self.manager = ConductorManager(
+            runtime.db, runtime.bus, runtime.settings.compute,
+            volatile_bus=runtime.settings.bus_url.startswith("memory://"))
         super().__init__(runtime, self.manager)
 
     async def start(self) -> None:

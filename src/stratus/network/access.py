@@ -6,13 +6,15 @@ existence never leaks across projects; :meth:`Caller.visible_or_404` does that.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from stratus.api.context import RequestContext
 from stratus.api.policy import Policy
 from stratus.errors import Forbidden, NotFound
+
+T = TypeVar("T")
 
 OWNER = "rule:admin_required or project_id:%(project_id)s"
 MEMBER = "rule:admin_required or (role:member and project_id:%(project_id)s)"
@@ -28,6 +30,10 @@ DEFAULTS: dict[str, str] = {
     "create_subnet": MEMBER,
     "update_subnet": MEMBER,
     "delete_subnet": MEMBER,
+    "get_subnetpool": OWNER + " or True:%(shared)s",
+    "create_subnetpool": MEMBER,
+    "update_subnetpool": MEMBER,
+    "delete_subnetpool": MEMBER,
     "get_port": OWNER + " or project_id:%(network_owner)s",
     "create_port": MEMBER,
     "update_port": MEMBER,
@@ -56,6 +62,7 @@ DEFAULTS: dict[str, str] = {
 LABELS = {
     "network": ("Network", "NetworkNotFound"),
     "subnet": ("Subnet", "SubnetNotFound"),
+    "subnetpool": ("Subnet pool", "SubnetPoolNotFound"),
     "port": ("Port", "PortNotFound"),
     "router": ("Router", "RouterNotFound"),
     "floatingip": ("Floating IP", "FloatingIPNotFound"),
@@ -84,6 +91,13 @@ class Caller:
 
     def can(self, rule: str, target: Mapping[str, Any]) -> bool:
         return self.policy.check(rule, self.ctx, target)
+
+    def visible(self, resource: str, rows: Iterable[T], target: Callable[[T], Mapping[str, Any]]
+                ) -> list[T]:
+        """The rows the caller may see (admins see all: every get_* rule admits them)."""
+        if self.is_admin:
+            return list(rows)
+        return [r for r in rows if self.can(f"get_{resource}", target(r))]
 
     def visible_or_404(self, resource: str, target: Mapping[str, Any]) -> None:
         if not self.can(f"get_{resource}", target):

@@ -53,12 +53,13 @@ class NoopAgent:
 
     async def router_update(self, router: dict[str, Any], **_: Any) -> None:
         self.routers[router["id"]] = router
-        status = "ACTIVE" if router.get("admin_state_up", True) else "DOWN"
         ifaces = list(router.get("interfaces", []))
         if router.get("gateway"):
             ifaces.append(router["gateway"])
+        # A router's ports are wired (ACTIVE) even while the router is administratively
+        # down, as in Neutron: the router stops routing, its ports stay plugged.
         for iface in ifaces:
-            await self._report(iface["port_id"], status)
+            await self._report(iface["port_id"], "ACTIVE")
 
     async def router_delete(self, router_id: str, **_: Any) -> None:
         self.routers.pop(router_id, None)

@@ -79,6 +79,9 @@ async def allocate(tx: Tx, network_id: str, port_id: str, mac: str,
             raise BadRequest(f"Invalid input for fixed_ips. Reason: '{item}' is not a valid "
                              "fixed IP request.", kind="InvalidInput")
         subnet_id, raw_ip = item.get("subnet_id"), item.get("ip_address")
+        if subnet_id is None and raw_ip is None:
+            raise BadRequest(f"Invalid input for fixed_ips. Reason: '{item}' names neither a "
+                             "subnet_id nor an ip_address.", kind="InvalidInput")
         ip = ipam.parse_ip(raw_ip, "fixed_ips") if raw_ip is not None else None
         if subnet_id is not None:
             subnet = by_id.get(str(subnet_id))

@@ -28,6 +28,7 @@ from stratus.network import (
     quotas,
     routers,
     security_groups,
+    subnetpools,
     subnets,
 )
 from stratus.network.access import Caller
@@ -58,6 +59,7 @@ class _Rules:
 RESOURCES = (
     Resource("network", "networks", "networks", attrs.NETWORK, networks),
     Resource("subnet", "subnets", "subnets", attrs.SUBNET, subnets),
+    Resource("subnetpool", "subnetpools", "subnetpools", attrs.SUBNETPOOL, subnetpools),
     Resource("port", "ports", "ports", attrs.PORT, ports),
     Resource("router", "routers", "routers", attrs.ROUTER, routers),
     Resource("floatingip", "floatingips", "floatingips", attrs.FLOATINGIP, floatingips),

@@ -142,6 +142,18 @@ SUBNET = {
     "dns_publish_fixed_ip": Attr(to_bool),
 }
 
+SUBNETPOOL = {
+    **STD,
+    "prefixes": Attr(list_of(str)),
+    "default_prefixlen": Attr(to_int),
+    "min_prefixlen": Attr(to_int),
+    "max_prefixlen": Attr(to_int),
+    "shared": Attr(to_bool, admin=True, put=False),
+    "is_default": Attr(to_bool, admin=True),
+    "default_quota": Attr(to_int_or_none),
+    "address_scope_id": Attr(one_of(None, nullable=True)),
+}
+
 PORT = {
     **STD,
     "network_id": Attr(string(36), put=False),

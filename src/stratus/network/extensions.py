@@ -19,6 +19,8 @@ ALIASES: dict[str, tuple[str, str]] = {
     "extraroute-atomic": ("Atomically add/remove extra routes",
                           "Edit extra routes of a router on server side by atomically adding/"
                           "removing extra routes"),
+    "ip-substring-filtering": ("IP address substring filtering", "Provides IP address "
+                               "substring filtering when listing ports"),
     "net-mtu": ("Network MTU", "Provides MTU attribute for a network resource."),
     "net-mtu-writable": ("Network MTU (writable)", "Provides a writable MTU attribute for a "
                          "network resource."),
@@ -38,12 +40,19 @@ ALIASES: dict[str, tuple[str, str]] = {
                "Neutron networks and access to external networks via a NAT gateway."),
     "security-group": ("security-group", "The security groups extension."),
     "sorting": ("Sorting support", "Extension that indicates that sorting is enabled."),
+    "subnet_allocation": ("Subnet Allocation", "Enables allocation of subnets from a subnet "
+                          "pool"),
+    "default-subnetpools": ("Default Subnetpools", "Provides ability to mark and use a "
+                            "subnetpool as the default."),
+    "subnet-external-network": ("Subnet External Network", "Informs if the subnet is "
+                                "associated to an external network."),
     "standard-attr-description": ("standard-attr-description", "Extension to add "
                                   "descriptions to standard attributes"),
     "standard-attr-revisions": ("Resource revision numbers", "This extension will display "
                                 "the revision number of neutron resources."),
     "standard-attr-tag": ("Tag support for resources with standard attribute",
                           "Enables to set tag on resources with standard attribute."),
+    "tag": ("Tag support", "Enables to set tag on resources."),
     "standard-attr-timestamp": ("Resource timestamps", "Adds created_at and updated_at fields "
                                 "to all Neutron resources that have Neutron standard "
                                 "attributes."),

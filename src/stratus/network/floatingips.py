@@ -9,8 +9,8 @@ from sqlalchemy import delete, insert, select
 
 from stratus.db.base import new_id
 from stratus.errors import BadRequest, Conflict, NotFound
-from stratus.network import networks, ports
 from stratus.network import models as m
+from stratus.network import networks, ports
 from stratus.network.access import Caller, not_found
 from stratus.network.store import Tx, bump, drop_tags, iso, reserve, stamps, tags_of
 
@@ -50,7 +50,7 @@ async def listing(tx: Tx, caller: Caller) -> list[dict[str, Any]]:
     stmt = select(m.floatingips)
     if not caller.is_admin:
         stmt = stmt.where(m.floatingips.c.project_id == caller.project_id)
-    rows = [r for r in await tx.s.execute(stmt) if caller.can("get_floatingip", _target(r))]
+    rows = caller.visible("floatingip", await tx.s.execute(stmt), _target)
     tags = await tags_of(tx, [r.id for r in rows])
     return [view(r, tags) for r in rows]
 

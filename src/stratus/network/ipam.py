@@ -9,7 +9,9 @@ rarely propose the same address) and checks what users ask for.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import random
+import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +106,7 @@ def parse_pools(raw: Any, net: IPNetwork) -> list[Pool]:
                              f"cidr {net}.", kind="OutOfBoundsAllocationPool")
         pools.append(Pool(start, end))
     pools.sort(key=lambda p: int(p.start))
-    for a, b in zip(pools, pools[1:], strict=False):
+    for a, b in itertools.pairwise(pools):
         if b.start <= a.end:
             raise BadRequest(f"Found overlapping allocation pools: {a.start}-{a.end} and "
                              f"{b.start}-{b.end}.", kind="OverlappingAllocationPools")
@@ -203,14 +205,18 @@ def candidates(pools: Sequence[Pool], used: set[str], *, rng: random.Random | No
     rng = rng or random.Random()
     found: list[IPAddress] = []
     for pool in pools:
+        want = window - len(found)
+        if want <= 0:
+            break
+        if pool.start.version == 4:
+            found += _free_v4(pool, used, want)
+            continue
         ip = pool.start
         big = pool.size > 1 << 20
         tries = 0
-        while ip <= pool.end:
+        while ip <= pool.end and len(found) < window:
             if str(ip) not in used:
                 found.append(ip)
-                if len(found) >= window:
-                    break
             if big:  # IPv6-sized pools: sample instead of walking
                 tries += 1
                 if tries > 4 * window:
@@ -218,10 +224,20 @@ def candidates(pools: Sequence[Pool], used: set[str], *, rng: random.Random | No
                 ip = type(pool.start)(int(pool.start) + rng.randrange(pool.size))
             else:
                 ip += 1
-        if len(found) >= window:
-            break
     rng.shuffle(found)
     yield from found
+
+
+def _free_v4(pool: Pool, used: set[str], want: int) -> list[IPAddress]:
+    """The first ``want`` free addresses of an IPv4 pool (walks ints: str(IPv4Address) is slow)."""
+    out: list[IPAddress] = []
+    value, end = int(pool.start), int(pool.end)
+    while value <= end and len(out) < want:
+        text = socket.inet_ntoa(value.to_bytes(4, "big"))
+        if text not in used:
+            out.append(ipaddress.IPv4Address(value))
+        value += 1
+    return out
 
 
 def contains(net: IPNetwork, ip: IPAddress) -> bool:

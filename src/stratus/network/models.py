@@ -84,7 +84,21 @@ subnets = Table(
     Column("allocation_pools", JSON, nullable=False),
     Column("dns_nameservers", JSON, nullable=False),
     Column("host_routes", JSON, nullable=False),
-    Column("subnetpool_id", ID, nullable=True),
+    Column("subnetpool_id", ID, nullable=True, index=True),
+)
+
+subnetpools = Table(
+    "subnetpools", metadata,
+    Column("id", ID, primary_key=True),
+    *_standard(),
+    Column("ip_version", Integer, nullable=False),
+    Column("prefixes", JSON, nullable=False),
+    Column("default_prefixlen", Integer, nullable=False),
+    Column("min_prefixlen", Integer, nullable=False),
+    Column("max_prefixlen", Integer, nullable=False),
+    Column("shared", Boolean, nullable=False, default=False),
+    Column("is_default", Boolean, nullable=False, default=False),
+    Column("default_quota", Integer, nullable=True),
 )
 
 ports = Table(

@@ -12,13 +12,14 @@ from stratus.db.base import new_id
 from stratus.errors import BadRequest, Conflict
 from stratus.network import models as m
 from stratus.network.access import Caller, not_found
-from stratus.network.store import Tx, bump, drop_tags, reserve, standard, stamps, tags_of
+from stratus.network.store import Tx, bump, drop_tags, reserve, stamps, standard, tags_of
 from stratus.settings import NetworkSettings
 
 NETWORK_TYPES = ("flat", "vlan", "vxlan", "local")
 OVERHEAD = {"vxlan": 50, "vlan": 0, "flat": 0, "local": 0}
 VXLAN_MAX = (1 << 24) - 1
 INFRA_OWNERS = ("network:dhcp",)
+FIP_OWNER = "network:floatingip"
 
 
 def view(row: Any, tags: dict[str, list[str]], subnet_ids: list[str]) -> dict[str, Any]:
@@ -74,7 +75,7 @@ async def listing(tx: Tx, caller: Caller) -> list[dict[str, Any]]:
         stmt = stmt.where(or_(n.project_id == caller.project_id, n.shared.is_(True),
                               n.external.is_(True)))
     rows = list(await tx.s.execute(stmt))
-    return await views(tx, [r for r in rows if caller.can("get_network", target(r))])
+    return await views(tx, caller.visible("network", rows, target))
 
 
 # --- segments ---------------------------------------------------------------
@@ -157,8 +158,8 @@ async def allocate_segment(tx: Tx, network_id: str, body: dict[str, Any]
             raise BadRequest(f"Invalid input for operation: physical_network '{physnet}' "
                              "unknown for VLAN provider network.", kind="InvalidInput")
         if seg is not None and not 1 <= seg <= 4094:
-            raise BadRequest(f"Invalid input for operation: segmentation_id out of range "
-                             f"(1 through 4094).", kind="InvalidInput")
+            raise BadRequest("Invalid input for operation: segmentation_id out of range "
+                             "(1 through 4094).", kind="InvalidInput")
     if ntype == "vxlan":
         if physnet:
             raise BadRequest("Invalid input for operation: provider:physical_network specified "
@@ -262,12 +263,19 @@ async def update(tx: Tx, caller: Caller, network_id: str, body: dict[str, Any]
 async def delete_(tx: Tx, caller: Caller, network_id: str) -> None:
     row = await visible_row(tx, caller, network_id)
     caller.enforce("delete", "network", target(row))
-    p = m.ports.c
+    p, f = m.ports.c, m.floatingips.c
     busy = await tx.s.execute(select(p.id).where(
-        p.network_id == network_id, ~p.device_owner.in_(INFRA_OWNERS)).limit(1))
+        p.network_id == network_id, ~p.device_owner.in_(INFRA_OWNERS + (FIP_OWNER,))).limit(1))
     if busy.first() is not None:
         raise Conflict(f"Unable to complete operation on network {network_id}. There are one "
                        "or more ports still in use on the network.", kind="NetworkInUse")
+    # An external network goes with its floating IPs (Neutron deletes them too).
+    for fip_id, router_id in (await tx.s.execute(select(f.id, f.router_id).where(
+            f.floating_network_id == network_id))).all():
+        await drop_tags(tx, fip_id)
+        if router_id:
+            tx.emit("router_update", router_id=router_id)
+    await tx.s.execute(delete(m.floatingips).where(f.floating_network_id == network_id))
     await tx.s.execute(delete(m.ip_allocations).where(
         m.ip_allocations.c.network_id == network_id))
     await tx.s.execute(delete(m.ports).where(p.network_id == network_id))

@@ -16,7 +16,7 @@ from stratus.network import allocations, networks
 from stratus.network import models as m
 from stratus.network import security_groups as sgs
 from stratus.network.access import Caller, not_found
-from stratus.network.store import Tx, bump, drop_tags, reserve, standard, stamps, tags_of
+from stratus.network.store import Tx, bump, drop_tags, reserve, stamps, standard, tags_of
 
 MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 L3_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
@@ -95,7 +95,7 @@ async def listing(tx: Tx, caller: Caller, filters: dict[str, list[str]]) -> list
     if not caller.is_admin:
         stmt = stmt.where(or_(p.project_id == caller.project_id,
                               m.networks.c.project_id == caller.project_id))
-    rows = [r for r in await tx.s.execute(stmt) if caller.can("get_port", _target(r))]
+    rows = caller.visible("port", await tx.s.execute(stmt), _target)
     return await views(tx, rows)
 
 
@@ -225,7 +225,7 @@ async def create(tx: Tx, caller: Caller, body: dict[str, Any], *, internal: bool
     return item
 
 
-def _ADMIN(caller: Caller) -> Caller:  # noqa: N802 - reads like a constant
+def _ADMIN(caller: Caller) -> Caller:
     from dataclasses import replace
 
     ctx = replace(caller.ctx, roles=tuple(caller.ctx.roles) + ("admin",))

@@ -17,7 +17,8 @@ CONTROL = ("force", "check_limit")  # flags of a PUT, not limits
 
 
 async def show(tx: Tx, caller: Caller, project_id: str) -> dict[str, Any]:
-    caller.enforce("get", "quota", {"id": project_id, "project_id": project_id})
+    if not caller.can("get_quota", {"id": project_id, "project_id": project_id}):
+        raise Forbidden("rule:get_quota is disallowed by policy", kind="PolicyNotAuthorized")
     return {**await quotas_of(tx, project_id), **UNENFORCED}
 
 

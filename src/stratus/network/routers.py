@@ -12,7 +12,7 @@ from stratus.errors import BadRequest, Conflict, NotFound
 from stratus.network import allocations, ipam, networks, ports, subnets
 from stratus.network import models as m
 from stratus.network.access import Caller, not_found
-from stratus.network.store import Tx, bump, drop_tags, reserve, standard, stamps, tags_of
+from stratus.network.store import Tx, bump, drop_tags, reserve, stamps, standard, tags_of
 
 INTERFACE = "network:router_interface"
 GATEWAY = "network:router_gateway"
@@ -57,8 +57,8 @@ async def listing(tx: Tx, caller: Caller) -> list[dict[str, Any]]:
     stmt = select(m.routers)
     if not caller.is_admin:
         stmt = stmt.where(m.routers.c.project_id == caller.project_id)
-    return [await view(tx, r) for r in await tx.s.execute(stmt)
-            if caller.can("get_router", _target(r))]
+    return [await view(tx, r) for r in caller.visible("router", await tx.s.execute(stmt),
+                                                      _target)]
 
 
 async def _set_gateway(tx: Tx, caller: Caller, row: Any, info: Any) -> None:
@@ -82,8 +82,11 @@ async def _set_gateway(tx: Tx, caller: Caller, row: Any, info: Any) -> None:
         await bump(tx, m.routers, row.id, {"gw_port_id": None, "external_network_id": None})
     if info is None or not info:
         return
-    if "network_id" not in info:
+    if not isinstance(info.get("network_id"), str):
         raise BadRequest("Invalid input for external_gateway_info: network_id is required.",
+                         kind="InvalidInput")
+    if not isinstance(info.get("external_fixed_ips", []), list):
+        raise BadRequest("Invalid input for external_fixed_ips: a list is required.",
                          kind="InvalidInput")
     snat = info.get("enable_snat", True)
     if not isinstance(snat, bool):
@@ -179,6 +182,10 @@ def _one_of(body: dict[str, Any]) -> tuple[str | None, str | None]:
     if not isinstance(body, dict):
         raise BadRequest("Bad router request: the body must be an object.", kind="BadRequest")
     subnet_id, port_id = body.get("subnet_id"), body.get("port_id")
+    for name, value in (("subnet_id", subnet_id), ("port_id", port_id)):
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"Invalid input for {name}. Reason: '{value}' is not a valid "
+                             "UUID.", kind="InvalidInput")
     if (subnet_id is None) == (port_id is None):
         raise BadRequest("Bad router request: Either subnet_id or port_id must be specified.",
                          kind="BadRequest")
@@ -214,7 +221,7 @@ async def add_interface(tx: Tx, caller: Caller, router_id: str, body: dict[str, 
                            f"{prow.device_id}.", kind="PortInUse")
         ips = (await allocations.fixed_ips_of(tx, [port_id])).get(port_id, [])
         if not ips:
-            raise BadRequest(f"Bad router request: Router port must have at least one fixed "
+            raise BadRequest("Bad router request: Router port must have at least one fixed "
                              "IP.", kind="BadRequest")
         new_cidrs = []
         for ip in ips:

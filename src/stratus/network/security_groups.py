@@ -11,7 +11,7 @@ from stratus.db.base import new_id
 from stratus.errors import BadRequest, Conflict
 from stratus.network import models as m
 from stratus.network.access import Caller, not_found
-from stratus.network.store import Tx, bump, drop_tags, iso, reserve, standard, stamps, tags_of
+from stratus.network.store import Tx, bump, drop_tags, iso, reserve, stamps, standard, tags_of
 
 PROTOCOLS = {"ah": 51, "dccp": 33, "egp": 8, "esp": 50, "gre": 47, "icmp": 1, "icmpv6": 58,
              "igmp": 2, "ipip": 4, "ipv6-encap": 41, "ipv6-frag": 44, "ipv6-icmp": 58,
@@ -109,8 +109,7 @@ async def listing(tx: Tx, caller: Caller) -> list[dict[str, Any]]:
     stmt = select(m.security_groups)
     if not caller.is_admin:
         stmt = stmt.where(m.security_groups.c.project_id == caller.project_id)
-    rows = [r for r in await tx.s.execute(stmt)
-            if caller.can("get_security_group", _target(r))]
+    rows = caller.visible("security_group", await tx.s.execute(stmt), _target)
     return await views(tx, rows)
 
 
@@ -138,6 +137,9 @@ async def update(tx: Tx, caller: Caller, sg_id: str, body: dict[str, Any]) -> di
     if row.name == "default" and body.get("name", "default") != "default":
         raise Conflict("Updating default security group not allowed.",
                        kind="SecurityGroupCannotUpdateDefault")
+    if row.name != "default" and body.get("name") == "default":
+        raise Conflict("Default security group already exists.",
+                       kind="SecurityGroupDefaultAlreadyExists")
     values = {k: body[k] for k in ("name", "description", "stateful") if k in body}
     await bump(tx, m.security_groups, sg_id, values)
     item = await show(tx, caller, sg_id)
@@ -183,21 +185,25 @@ def _protocol(value: Any) -> tuple[str | None, int | None]:
 
 
 def _check_ports(number: int | None, lo: int | None, hi: int | None) -> None:
+    """Neutron's port range rules, with its messages (clients and Tempest match on them)."""
     if lo is None and hi is None:
         return
     if number in PORT_PROTOCOLS:
-        if lo is None or hi is None or not (1 <= lo <= 65535 and 1 <= hi <= 65535) or lo > hi:
-            raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max "
-                             "and both between 1 and 65535.",
+        for port in (lo, hi):
+            if port is not None and not 1 <= port <= 65535:
+                raise BadRequest(f"Invalid value for port {port}.",
+                                 kind="SecurityGroupInvalidPortValue")
+        if lo is None or (hi is not None and lo > hi):
+            raise BadRequest("For TCP/UDP protocols, port_range_min must be <= port_range_max",
                              kind="SecurityGroupInvalidPortRange")
     elif number in ICMP_PROTOCOLS:
-        if lo is None and hi is not None:
-            raise BadRequest("ICMP code (port-range-max) is provided but ICMP type "
-                             "(port-range-min) is missing.", kind="SecurityGroupMissingIcmpType")
-        for name, v in (("type", lo), ("code", hi)):
+        for field, name, v in (("type", "min", lo), ("code", "max", hi)):
             if v is not None and not 0 <= v <= 255:
-                raise BadRequest(f"Invalid value for ICMP {name} (port-range-min): {v}. It "
+                raise BadRequest(f"Invalid value for ICMP {field} (port-range-{name}): {v}. It "
                                  "must be 0 to 255.", kind="SecurityGroupInvalidIcmpValue")
+        if lo is None and hi is not None:
+            raise BadRequest(f"ICMP code (port-range-max) {hi} is provided but ICMP type "
+                             "(port-range-min) is missing.", kind="SecurityGroupMissingIcmpType")
     else:
         raise BadRequest("Port range is only valid with a protocol that has ports (tcp, udp, "
                          "sctp, dccp, udplite) or with ICMP type/code.",

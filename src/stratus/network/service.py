@@ -66,7 +66,7 @@ class NetworkAgentService(Service):
         await self.runner.start()
         try:
             await self.runner.agent.resync()
-        except Exception:  # noqa: BLE001 - the server may start later; messages still arrive
+        except Exception:
             log.warning("network agent could not resync at start", exc_info=True)
 
     async def stop(self) -> None:

@@ -8,11 +8,10 @@ from sqlalchemy import delete, insert, or_, select
 
 from stratus.db.base import new_id
 from stratus.errors import BadRequest, Conflict, Forbidden
-from stratus.network import ipam
+from stratus.network import ipam, networks, subnetpools
 from stratus.network import models as m
-from stratus.network import networks
 from stratus.network.access import Caller, not_found
-from stratus.network.store import Tx, bump, drop_tags, reserve, standard, stamps, tags_of
+from stratus.network.store import Tx, bump, drop_tags, reserve, stamps, standard, tags_of
 
 INFRA_OWNERS = ("network:dhcp",)
 
@@ -25,7 +24,7 @@ def view(row: Any, tags: dict[str, list[str]]) -> dict[str, Any]:
         "dns_nameservers": row.dns_nameservers, "host_routes": row.host_routes,
         "enable_dhcp": row.enable_dhcp, "ipv6_ra_mode": row.ipv6_ra_mode,
         "ipv6_address_mode": row.ipv6_address_mode, "subnetpool_id": row.subnetpool_id,
-        "service_types": [], "segment_id": None,
+        "service_types": [], "segment_id": None, "router:external": row.external,
     })
     return out
 
@@ -66,7 +65,7 @@ async def listing(tx: Tx, caller: Caller) -> list[dict[str, Any]]:
     if not caller.is_admin:
         where = or_(m.subnets.c.project_id == caller.project_id, m.networks.c.shared.is_(True),
                     m.networks.c.external.is_(True))
-    rows = [r for r in await _joined(tx, where) if caller.can("get_subnet", _target(r))]
+    rows = caller.visible("subnet", await _joined(tx, where), _target)
     tags = await tags_of(tx, [r.id for r in rows])
     return [view(r, tags) for r in rows]
 
@@ -81,14 +80,13 @@ async def create(tx: Tx, caller: Caller, body: dict[str, Any]) -> dict[str, Any]
     if not caller.is_admin and net.project_id != caller.project_id:
         raise Forbidden(f"Tenant {caller.project_id} not allowed to create subnet on this "
                         "network", kind="PolicyNotAuthorized")
-    if body.get("subnetpool_id") or body.get("use_default_subnetpool"):
-        raise BadRequest("Subnet pools are not supported by this cloud; give a cidr.",
-                         kind="InvalidInput")
-    if body.get("cidr") is None:
+    pool = await subnetpools.pool_for(tx, caller, body)
+    if pool is None and body.get("cidr") is None:
         raise BadRequest("Bad subnets request: a subnetpool must be specified in the absence "
                          "of a cidr.", kind="BadRequest")
-    version = body.get("ip_version", 4)
-    net_cidr = ipam.parse_cidr(body["cidr"])
+    version = body.get("ip_version", pool.ip_version if pool is not None else 4)
+    net_cidr = ipam.parse_cidr(body["cidr"]) if pool is None else \
+        await subnetpools.allocate_cidr(tx, pool, body)
     if net_cidr.version != version:
         raise ipam.invalid(f"Cidr {body['cidr']} does not match ip_version {version}.")
     if version == 4 and net_cidr.prefixlen > 32 or net_cidr.prefixlen == 0:
@@ -115,7 +113,7 @@ async def create(tx: Tx, caller: Caller, body: dict[str, Any]) -> dict[str, Any]
         allocation_pools=[p.as_dict() for p in pools],
         dns_nameservers=ipam.check_dns(body.get("dns_nameservers") or []),
         host_routes=ipam.check_host_routes(body.get("host_routes") or [], version),
-        subnetpool_id=None, **stamps()))
+        subnetpool_id=pool.id if pool is not None else None, **stamps()))
     await bump(tx, m.networks, net.id)
     item = await show(tx, caller, subnet_id)
     tx.emit("subnet_update", subnet=item)
@@ -163,8 +161,13 @@ async def delete_(tx: Tx, caller: Caller, subnet_id: str) -> None:
     row = await visible_row(tx, caller, subnet_id)
     caller.enforce("delete", "subnet", _target(row))
     a, p = m.ip_allocations.c, m.ports.c
-    busy = await tx.s.execute(select(a.port_id).join(m.ports, p.id == a.port_id).where(
-        a.subnet_id == subnet_id, ~p.device_owner.in_(INFRA_OWNERS)).limit(1))
+    stmt = select(a.port_id).join(m.ports, p.id == a.port_id).where(
+        a.subnet_id == subnet_id, ~p.device_owner.in_(INFRA_OWNERS)).limit(1)
+    if row.ip_version == 6 and row.ipv6_address_mode in ipam.AUTO_ADDRESS_MODES:
+        # SLAAC addresses are derived, not handed out: ports just lose them (as in
+        # Neutron); only a router interface on the subnet keeps it in use.
+        stmt = stmt.where(p.device_owner == "network:router_interface")
+    busy = await tx.s.execute(stmt)
     if busy.first() is not None:
         raise Conflict(f"Unable to complete operation on subnet {subnet_id}: One or more "
                        "ports have an IP allocation from this subnet.", kind="SubnetInUse")

@@ -20,16 +20,23 @@ TRANSITIONAL_TASK = object()
 
 
 class User:
-    def __init__(self, cloud: CloudProcess) -> None:
+    def __init__(self, cloud: CloudProcess, *, fork: bool = False) -> None:
+        # The in-process CLI keeps some state per process: a second cloud in the
+        # same pytest process is driven with a forked CLI (``fork=True``).
+        self.fork = fork or bool(os.environ.get("STRATUS_TEST_OSC_SUBPROCESS"))
         self.cloud = cloud
         self.env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(cloud.data_dir / "clouds.yaml"))
         self._token: str | None = None
 
     def osc(self, *args: str, parse: bool = True, check: bool = True) -> Any:
-        cmd = [OPENSTACK, "--os-cloud", "stratus", *args]
-        if parse:
-            cmd += ["-f", "json"]
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
+        """Run ``openstack ARGS``: the unchanged CLI, in this process to skip ~1.5 s of
+        interpreter start per command (``fork`` runs ``openstack`` as a child process)."""
+        argv = ["--os-cloud", "stratus", *args] + (["-f", "json"] if parse else [])
+        if self.fork:
+            proc = subprocess.run([OPENSTACK, *argv], env=self.env, capture_output=True,
+                                  text=True, timeout=120)
+        else:
+            proc = _in_process(argv, self.env["OS_CLIENT_CONFIG_FILE"])
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(args)} failed ({proc.returncode}):\n"
                                  f"{proc.stderr[-2000:]}")
@@ -79,6 +86,29 @@ class User:
                 raise AssertionError(f"{server_id} went to ERROR: {server.get('fault')}")
             time.sleep(0.05)
         raise AssertionError(f"{server_id} not {status} after {timeout}s: saw {seen}")
+
+
+def _in_process(argv: list[str], clouds_yaml: str) -> subprocess.CompletedProcess[str]:
+    import contextlib
+    import io
+
+    from openstackclient import shell
+
+    out, err = io.StringIO(), io.StringIO()
+    old = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    os.environ["OS_CLIENT_CONFIG_FILE"] = clouds_yaml
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = shell.OpenStackShell().run(argv)
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+    finally:
+        if old is None:
+            os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
+        else:
+            os.environ["OS_CLIENT_CONFIG_FILE"] = old
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def upload_image(user: User, name: str = "cirros") -> str:

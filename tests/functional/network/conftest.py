@@ -21,6 +21,7 @@ class NetCloud:
     admin: Persona
     alice: Persona
     bob: Persona
+    carol: Persona  # a project that only quota tests change
 
     @property
     def url(self) -> str:
@@ -54,10 +55,11 @@ def net_cloud(cloud: CloudProcess, tmp_path_factory: pytest.TempPathFactory
     identity = IdentityAdmin(cloud)
     admin = identity.admin_persona()
     alice, bob = identity.persona("net-alice"), identity.persona("net-bob")
+    carol = identity.persona("net-carol")
     identity.close()
     path = write_clouds_yaml(tmp_path_factory.mktemp("net-clients") / "clouds.yaml",
                              {"admin": admin, "alice": alice, "bob": bob})
-    yield NetCloud(cloud, path, admin, alice, bob)
+    yield NetCloud(cloud, path, admin, alice, bob, carol)
 
 
 @pytest.fixture(scope="session")

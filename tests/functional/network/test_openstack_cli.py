@@ -33,8 +33,8 @@ def test_admin_network_commands(net_cloud: NetCloud) -> None:
         "network list --long -f json",
         "network list --external -f json",
         "extension list --network -f json",
-        f"quota set --networks 7 --ports 42 --floating-ips 3 {c.alice.project_id}",
-        f"quota show --network {c.alice.project_id} -f json",
+        f"quota set --networks 7 --ports 42 --floating-ips 3 {c.carol.project_id}",
+        f"quota show --network {c.carol.project_id} -f json",
         f"network delete {shared}-renamed",
         f"network show {shared}-renamed -f json",
     ])
@@ -86,10 +86,14 @@ def test_member_builds_a_routed_network_with_a_floating_ip(net_cloud: NetCloud,
         f"security group create {sg} -f json",
         f"security group rule create --protocol tcp --dst-port 22 {sg} -f json",
         f"router show {r} -f json",
-        f"network list -f json",
+        "network list -f json",
+        f"subnet pool create --pool-prefix 10.40.0.0/16 --default-prefix-length 26 {n}-pool "
+        "-f json",
+        f"subnet create --network {n} --subnet-pool {n}-pool {n}-pooled -f json",
     ])
     assert not out.errors, out.errors
-    net, v4, v6, port, router, fip, group, rule, router_shown, networks = out.docs
+    (net, v4, v6, port, router, fip, group, rule, router_shown, networks, pool,
+     pooled) = out.docs
 
     assert net["shared"] is False and net["project_id"] == c.alice.project_id
     assert net["provider:network_type"] is None  # admin-only attributes are hidden
@@ -99,6 +103,7 @@ def test_member_builds_a_routed_network_with_a_floating_ip(net_cloud: NetCloud,
                                        "end": "fd00:10::ffff:ffff:ffff:ffff"}]
     by_subnet = {ip["subnet_id"]: ip["ip_address"] for ip in port["fixed_ips"]}
     assert by_subnet[v4["id"]] == "10.10.0.150"
+    assert by_subnet[v6["id"]].startswith("fd00:10::")  # SLAAC adds itself to --fixed-ip
     assert port["status"] == "DOWN" and len(port["security_group_ids"]) == 1
     assert router["external_gateway_info"] is None
     gateway = router_shown["external_gateway_info"]
@@ -112,6 +117,8 @@ def test_member_builds_a_routed_network_with_a_floating_ip(net_cloud: NetCloud,
     assert (rule["protocol"], rule["port_range_min"], rule["port_range_max"]) == ("tcp", 22, 22)
     assert rule["direction"] == "ingress" and rule["security_group_id"] == group["id"]
     assert n in {x["Name"] for x in networks}
+    assert pool["prefixes"] == ["10.40.0.0/16"] and pool["default_prefixlen"] == 26
+    assert pooled["cidr"] == "10.40.0.0/26" and pooled["subnetpool_id"] == pool["id"]
 
     fip_ip = fip["floating_ip_address"]
     out = c.cli(c.alice, [
@@ -137,6 +144,7 @@ def test_member_builds_a_routed_network_with_a_floating_ip(net_cloud: NetCloud,
         f"router delete {r}",
         f"security group delete {sg}",
         f"network delete {n}",
+        f"subnet pool delete {n}-pool",
         "network list -f json",
     ])
     assert not out.errors, out.errors

@@ -87,7 +87,7 @@ async def test_malformed_create_is_a_4xx_fault(cloud: Cloud, raw: bytes) -> None
         resp = await c.post("/servers", content=raw.replace(b"IMG", cloud.image_id.encode()),
                             headers={"Content-Type": "application/json"})
         assert 400 <= resp.status_code < 500, resp.text
-        (name, fault), = resp.json().items()
+        (_, fault), = resp.json().items()
         assert fault["code"] == resp.status_code and fault["message"]
 
 
@@ -108,7 +108,7 @@ async def test_malformed_action_is_a_4xx_fault(cloud: Cloud, body: dict[str, obj
         s = await cloud.create(c)
         resp = await c.post(f"/servers/{s['id']}/action", json=body)
         assert 400 <= resp.status_code < 500, resp.text
-        (name, fault), = resp.json().items()
+        (_, fault), = resp.json().items()
         assert fault["code"] == resp.status_code
 
 

@@ -100,7 +100,7 @@ async def test_failed_snapshot_deletes_image_and_records_fault(cloud: Cloud) -> 
         s = await cloud.wait(c, s["id"], "ACTIVE")
         assert image_id not in cloud.images.images
         actions = (await admin.get(f"/servers/{s['id']}/os-instance-actions")).json()
-        snap = [a for a in actions["instanceActions"] if a["action"] == "createImage"][0]
+        snap = next(a for a in actions["instanceActions"] if a["action"] == "createImage")
         assert snap["message"] == "Error"
         detail = (await admin.get(
             f"/servers/{s['id']}/os-instance-actions/{snap['request_id']}")).json()

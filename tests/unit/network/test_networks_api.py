@@ -15,7 +15,7 @@ async def test_discovery_documents(alice: httpx.AsyncClient, net: object) -> Non
     aliases = {e["alias"] for e in (await alice.get("/v2.0/extensions")).json()["extensions"]}
     assert {"router", "external-net", "provider", "security-group", "quotas", "binding",
             "standard-attr-tag", "pagination", "sorting"} <= aliases
-    assert "subnet_allocation" not in aliases
+    assert "dvr" not in aliases and "subnet_allocation" in aliases
     r = await alice.get("/v2.0/extensions/nope")
     assert r.status_code == 404
 

@@ -72,7 +72,7 @@ class ComputeHost:
                 if since_sync >= self.settings.power_sync_interval:
                     since_sync = 0.0
                     await self.sync_power_states()
-            except Exception:  # noqa: BLE001 - keep beating
+            except Exception:
                 log.exception("periodic work of compute host %s failed", self.host)
 
     async def report_resources(self) -> None:
@@ -124,7 +124,7 @@ class ComputeHost:
                 continue
             try:
                 await self._recover_one(inst)
-            except Exception:  # noqa: BLE001 - recover the others
+            except Exception:
                 log.exception("recovering instance %s failed", inst.uuid)
         # Guests of instances that were deleted or evacuated while we were away.
         assigned = {i.uuid for i in mine}

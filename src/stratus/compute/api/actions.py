@@ -16,8 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stratus.compute import quotas
-from stratus.compute.api.common import Call, Deps, accepted, ok, require_bool, require_int, \
-    require_str
+from stratus.compute.api.common import (
+    Call,
+    Deps,
+    accepted,
+    ok,
+    require_bool,
+    require_int,
+    require_str,
+)
 from stratus.compute.api.servers import context_for, delete_instance, find_flavor, find_image
 from stratus.compute.api.views import server
 from stratus.compute.flavors import snapshot as flavor_snapshot
@@ -435,4 +442,4 @@ async def dispatch(deps: Deps, request: Request) -> Response:
     return await handler(call, inst, body)
 
 
-__all__ = ["ACTIONS", "dispatch", "NotFound"]
+__all__ = ["ACTIONS", "NotFound", "dispatch"]

@@ -3,7 +3,6 @@ os-migrations, os-server-external-events, os-simple-tenant-usage."""
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from datetime import datetime, timedelta
 from typing import Any
@@ -428,4 +427,12 @@ async def tenant_usage(deps: Deps, request: Request) -> Response:
     return ok({"tenant_usages": list(usages.values())})
 
 
-__all__ = ["fnmatch"]
+# --- os-aggregates --------------------------------------------------------------
+
+
+async def aggregates_index(deps: Deps, request: Request) -> Response:
+    """No host aggregates exist yet (the CLI reads this list in ``hypervisor show``)."""
+    call = Call(deps, request)
+    call.enforce("os_compute_api:os-admin")
+    # TODO(issue 5): aggregates CRUD, host membership and AZ-from-aggregate metadata.
+    return ok({"aggregates": []})

@@ -170,7 +170,7 @@ async def extra_specs(deps: Deps, request: Request) -> Response:
             raise BadRequest("extra_specs must map names to strings.")
         if key is not None and (len(new) != 1 or key not in new):
             raise BadRequest("Request body and URI mismatch")
-        new = {k: str(v) if not isinstance(v, bool) else str(v) for k, v in new.items()}
+        new = {k: str(v) for k, v in new.items()}
         specs.update(new)
         result = ok({"extra_specs": new} if key is None else new)
     async with deps.db.session() as session:

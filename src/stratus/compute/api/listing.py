@@ -11,8 +11,13 @@ from starlette.responses import Response
 
 from stratus.compute.api.common import Call, ok, require_bool
 from stratus.compute.api.views import ServerContext, server, server_brief
-from stratus.compute.models import Instance, InstanceFault, InstanceTag, ServerGroup, \
-    ServerGroupMember
+from stratus.compute.models import (
+    Instance,
+    InstanceFault,
+    InstanceTag,
+    ServerGroup,
+    ServerGroupMember,
+)
 from stratus.compute.states import STATUS_TO_VM_STATES, TaskState
 from stratus.errors import BadRequest
 

@@ -78,6 +78,7 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
     ("/os-migrations", ["GET"], admin.migrations_index),
     ("/os-server-external-events", ["POST"], admin.external_events),
     ("/os-simple-tenant-usage", ["GET"], admin.tenant_usage),
+    ("/os-aggregates", ["GET"], admin.aggregates_index),
     ("/os-simple-tenant-usage/{tenant_id}", ["GET"], admin.tenant_usage),
 ]
 

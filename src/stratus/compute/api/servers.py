@@ -409,4 +409,4 @@ async def detail(deps: Deps, request: Request) -> Response:
     return await listing.list_servers(Call(deps, request), detail=True)
 
 
-__all__ = ["create", "delete", "detail", "index", "show", "update", "Forbidden", "NotFound"]
+__all__ = ["Forbidden", "NotFound", "create", "delete", "detail", "index", "show", "update"]

@@ -49,7 +49,7 @@ class Flow:
                         continue
                     try:
                         await prior.undo()
-                    except Exception:  # noqa: BLE001
+                    except Exception:
                         log.exception("rollback of step %r of %s failed", prior.name, self.name)
                 raise
             completed.append(step)

@@ -1,4 +1,4 @@
-from stratus.db.alembic_env import run
 from stratus.compute.models import metadata
+from stratus.db.alembic_env import run
 
 run(metadata)

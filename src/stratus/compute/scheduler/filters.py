@@ -12,6 +12,8 @@ A filter is a class with a ``name`` and one method::
 
 ``reject`` returns ``None`` when the host passes, otherwise a short reason;
 the reasons are counted per filter and become the "No valid host" message.
+``applies`` (optional) says whether a request needs the filter at all, so a
+request without, say, a server group never pays for the group filters.
 Filters run in the order of :data:`DEFAULT_FILTERS`, cheapest first.
 """
 
@@ -22,6 +24,9 @@ from stratus.compute.scheduler.hoststate import HostState, RequestSpec
 
 class Filter:
     name = "Filter"
+
+    def applies(self, spec: RequestSpec) -> bool:
+        return True
 
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         raise NotImplementedError
@@ -43,6 +48,9 @@ class IgnoreHostsFilter(Filter):
 
     name = "IgnoreHostsFilter"
 
+    def applies(self, spec: RequestSpec) -> bool:
+        return bool(spec.force_host or spec.ignore_hosts)
+
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         if spec.force_host and host.host != spec.force_host:
             return f"not the requested host {spec.force_host}"
@@ -53,6 +61,9 @@ class IgnoreHostsFilter(Filter):
 
 class AvailabilityZoneFilter(Filter):
     name = "AvailabilityZoneFilter"
+
+    def applies(self, spec: RequestSpec) -> bool:
+        return bool(spec.availability_zone)
 
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         if spec.availability_zone and host.availability_zone != spec.availability_zone:
@@ -90,6 +101,9 @@ class DiskFilter(Filter):
 class ImagePropertiesFilter(Filter):
     name = "ImagePropertiesFilter"
 
+    def applies(self, spec: RequestSpec) -> bool:
+        return bool(spec.image_properties)
+
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         props = spec.image_properties
         arch = props.get("hw_architecture") or props.get("architecture")
@@ -108,6 +122,9 @@ class AggregateInstanceExtraSpecsFilter(Filter):
     name = "AggregateInstanceExtraSpecsFilter"
     PREFIX = "aggregate_instance_extra_specs:"
 
+    def applies(self, spec: RequestSpec) -> bool:
+        return any(k.startswith(self.PREFIX) for k in spec.extra_specs)
+
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         for key, value in spec.extra_specs.items():
             if key.startswith(self.PREFIX):
@@ -120,6 +137,9 @@ class AggregateInstanceExtraSpecsFilter(Filter):
 class ServerGroupAffinityFilter(Filter):
     name = "ServerGroupAffinityFilter"
 
+    def applies(self, spec: RequestSpec) -> bool:
+        return spec.group_policy == "affinity" and bool(spec.group_hosts)
+
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         if spec.group_policy == "affinity" and spec.group_hosts \
                 and host.host not in spec.group_hosts:
@@ -129,6 +149,9 @@ class ServerGroupAffinityFilter(Filter):
 
 class ServerGroupAntiAffinityFilter(Filter):
     name = "ServerGroupAntiAffinityFilter"
+
+    def applies(self, spec: RequestSpec) -> bool:
+        return spec.group_policy == "anti-affinity"
 
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         if spec.group_policy == "anti-affinity":
@@ -141,6 +164,9 @@ class ServerGroupAntiAffinityFilter(Filter):
 class SameHostFilter(Filter):
     name = "SameHostFilter"
 
+    def applies(self, spec: RequestSpec) -> bool:
+        return bool(spec.same_host)
+
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         if spec.same_host and host.host not in spec.same_host:
             return "hint same_host: not the host of the given servers"
@@ -149,6 +175,9 @@ class SameHostFilter(Filter):
 
 class DifferentHostFilter(Filter):
     name = "DifferentHostFilter"
+
+    def applies(self, spec: RequestSpec) -> bool:
+        return bool(spec.different_host)
 
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         if host.host in spec.different_host:

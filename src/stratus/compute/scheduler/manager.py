@@ -96,7 +96,7 @@ class SchedulerManager:
             if not passed:
                 raise NoValidHost(rejections.explain(), kind="NoValidHost")
             ranked = rank(passed, req, self.weighers, self.settings.scheduler_host_subset_size,
-                          self.rng)
+                          self.rng, top=self.settings.scheduler_host_subset_size + 8)
             for i, host in enumerate(ranked):
                 async with self.db.session() as session:
                     ok = await claims.claim(session, host.node_id, consumer, instance_uuid,

@@ -41,8 +41,9 @@ def filter_hosts(hosts: list[HostState], spec: RequestSpec,
                  ) -> tuple[list[HostState], Rejections]:
     passed: list[HostState] = []
     rejected: dict[str, Counter[str]] = {}
+    active = [f for f in filters if f.applies(spec)]
     for host in hosts:
-        for flt in filters:
+        for flt in active:
             reason = flt.reject(host, spec)
             if reason is not None:
                 rejected.setdefault(flt.name, Counter())[reason] += 1
@@ -53,9 +54,11 @@ def filter_hosts(hosts: list[HostState], spec: RequestSpec,
 
 
 def rank(hosts: list[HostState], spec: RequestSpec, weighers: tuple[Weigher, ...],
-         subset_size: int = 1, rng: random.Random | None = None) -> list[HostState]:
-    """Candidates best first; the first is drawn at random from the top ``subset_size``."""
-    ordered = [h for _, h in weigh(hosts, spec, weighers)]
+         subset_size: int = 1, rng: random.Random | None = None,
+         top: int | None = None) -> list[HostState]:
+    """Candidates best first (only the best ``top`` when given); the first is drawn
+    at random from the best ``subset_size``."""
+    ordered = [h for _, h in weigh(hosts, spec, weighers, top)]
     if subset_size > 1 and len(ordered) > 1:
         top = min(subset_size, len(ordered))
         pick = (rng or random).randrange(top)

@@ -13,6 +13,8 @@ weigher's multiplier (from the settings), as Nova does::
 
 from __future__ import annotations
 
+import heapq
+
 from stratus.compute.scheduler.hoststate import HostState, RequestSpec
 
 
@@ -68,9 +70,9 @@ class ServerGroupSoftAntiAffinityWeigher(Weigher):
         return -float(spec.group_hosts.count(host.host))
 
 
-def weigh(hosts: list[HostState], spec: RequestSpec,
-          weighers: tuple[Weigher, ...]) -> list[tuple[float, HostState]]:
-    """Hosts with their total weight, best first."""
+def weigh(hosts: list[HostState], spec: RequestSpec, weighers: tuple[Weigher, ...],
+          top: int | None = None) -> list[tuple[float, HostState]]:
+    """Hosts with their total weight, best first (only the best ``top`` if given)."""
     totals = [0.0] * len(hosts)
     for weigher in weighers:
         if not weigher.multiplier:
@@ -82,5 +84,7 @@ def weigh(hosts: list[HostState], spec: RequestSpec,
             continue
         for i, value in enumerate(raw):
             totals[i] += weigher.multiplier * (value - low) / span
-    ranked = sorted(zip(totals, hosts), key=lambda p: (-p[0], p[1].host))
-    return ranked
+    pairs = zip(totals, hosts)
+    if top is not None and top < len(hosts):
+        return heapq.nlargest(top, pairs, key=lambda p: p[0])
+    return sorted(pairs, key=lambda p: (-p[0], p[1].host))

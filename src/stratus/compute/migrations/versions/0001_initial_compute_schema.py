@@ -5,18 +5,18 @@ Revises:
 Create Date: 2026-11-21
 
 """
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-from alembic import op
 import sqlalchemy as sa
-import stratus.db.base
+from alembic import op
 
+import stratus.db.base
 
 # revision identifiers, used by Alembic.
 revision: str = 'compute_0001'
-down_revision: Union[str, Sequence[str], None] = None
-branch_labels: Union[str, Sequence[str], None] = None
-depends_on: Union[str, Sequence[str], None] = None
+down_revision: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

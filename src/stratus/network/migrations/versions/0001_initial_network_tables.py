@@ -4,11 +4,10 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-21 16:38:29.971785
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import stratus.db.base
-
 
 revision = '0001'
 down_revision = None
