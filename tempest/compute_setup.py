@@ -42,7 +42,7 @@ flavor_ref_alt = 2
 min_microversion = 2.1
 max_microversion = 2.96
 build_timeout = 60
-build_interval = 0.5
+build_interval = 1
 min_compute_nodes = 1
 
 [compute-feature-enabled]

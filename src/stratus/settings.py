@@ -25,10 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 ENV_PREFIX = "STRATUS_"
 
 API_SERVICES = ("identity", "image", "compute", "network", "volume", "dashboard")
-ALL_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent", "network-agent")
+ALL_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent", "network-agent",
+                                "guest-seed")
 # What a process runs when the settings name nothing: every API plus the
-# compute roles behind the compute API.
-DEFAULT_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent")
+# compute roles behind the compute API, plus guest-seed (a no-op unless the
+# compute agent runs the QEMU driver: then it uploads the default guest image
+# in the background after start).
+DEFAULT_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent", "guest-seed")
 
 
 class ConfigError(Exception):

@@ -114,7 +114,8 @@ class ConductorService(_Role):
 
         self.manager = ConductorManager(
             runtime.db, runtime.bus, runtime.settings.compute,
-            volatile_bus=runtime.settings.bus_url.startswith("memory://"))
+            volatile_bus=runtime.settings.bus_url.startswith("memory://"),
+            images=image_api(runtime))
         super().__init__(runtime, self.manager)
 
     async def start(self) -> None:
@@ -138,14 +139,19 @@ class ComputeAgentService(Service):
         base = host_name(runtime)
         count = settings.compute.fake_hosts
         names = [base] + [f"{base}-{i}" for i in range(2, count + 1)]
-        if settings.hypervisor == Hypervisor.QEMU:
-            log.warning("the QEMU driver is not available yet; using the fake driver")
+        from stratus.compute.virt.select import choose
+
+        self.hypervisor = choose(settings)
         images = image_api(runtime)
         self.hosts = [ComputeHost(name, self._driver(name), runtime.db, runtime.bus, images,
                                   settings.compute) for name in names]
         runtime.extras["compute.hosts"] = {h.host: h for h in self.hosts}
 
     def _driver(self, name: str) -> Any:
+        if self.hypervisor == Hypervisor.QEMU:
+            from stratus.compute.virt.select import qemu_driver
+
+            return qemu_driver(self.runtime.settings, name)
         from stratus.compute.virt.fake import FakeDriver
 
         c = self.runtime.settings.compute

@@ -72,7 +72,9 @@ class GuestSpec:
     mac: str = "52:54:00:12:34:56"
     hostfwd: tuple[tuple[int, int], ...] = ()  # (port on 127.0.0.1, guest port)
     guestfwd: tuple[tuple[str, int, str], ...] = ()  # (guest ip, port, local command)
-    extra_disks: tuple[Path, ...] = ()  # raw images (a config drive), as vdb, vdc...
+    writable_disks: tuple[Path, ...] = ()  # qcow2 disks after the boot disk (a rescued disk)
+    extra_disks: tuple[Path, ...] = ()  # raw images (a config drive), read-only, after those
+    overlay: Path | None = None  # the boot disk; default workdir/disk.qcow2
     vnc: bool = True
     fresh_overlay: bool = True  # False: keep an overlay left by a previous run (reboot)
     extra_args: tuple[str, ...] = ()
@@ -87,7 +89,7 @@ class Guest:
 
     @property
     def overlay(self) -> Path:
-        return self.spec.workdir / "disk.qcow2"
+        return self.spec.overlay or self.spec.workdir / "disk.qcow2"
 
     @property
     def serial_log(self) -> Path:
@@ -191,10 +193,15 @@ def qemu_command(spec: GuestSpec) -> list[str]:
            "-chardev", (f"socket,id=serial0,path={work / 'serial.sock'},server=on,wait=off,"
                         f"logfile={work / 'serial.log'},logappend=on"),
            "-serial", "chardev:serial0",
-           "-drive", f"file={work / 'disk.qcow2'},if=none,id=disk0,format=qcow2,cache=writeback",
+           "-drive", f"file={spec.overlay or work / 'disk.qcow2'},if=none,id=disk0,"
+                     "format=qcow2,cache=writeback",
            "-device", "virtio-blk-pci,drive=disk0"
                       + (",bootindex=0" if spec.kernel is None else "")]
-    for i, extra in enumerate(spec.extra_disks, start=1):
+    for i, disk in enumerate(spec.writable_disks, start=1):
+        cmd += ["-drive", f"file={disk},if=none,id=disk{i},format={_format(disk)},"
+                          "cache=writeback",
+                "-device", f"virtio-blk-pci,drive=disk{i}"]
+    for i, extra in enumerate(spec.extra_disks, start=1 + len(spec.writable_disks)):
         cmd += ["-drive", f"file={extra},if=none,id=disk{i},format={_format(extra)},readonly=on",
                 "-device", f"virtio-blk-pci,drive=disk{i}"]
     if spec.kernel is not None:
@@ -220,7 +227,7 @@ def qemu_command(spec: GuestSpec) -> list[str]:
 def start(spec: GuestSpec) -> Guest:
     """Start QEMU for SPEC (a new overlay unless `fresh_overlay` is False)."""
     spec.workdir.mkdir(parents=True, exist_ok=True)
-    overlay = spec.workdir / "disk.qcow2"
+    overlay = spec.overlay or spec.workdir / "disk.qcow2"
     if spec.fresh_overlay or not overlay.exists():
         overlay.unlink(missing_ok=True)
         make_overlay(spec.disk, overlay)

@@ -121,12 +121,14 @@ class NetworkAPI:
             q = query.parse(list(request.query_params.multi_items()), max_limit=self.max_limit)
             if res.singular == "security_group" and caller.project_id:
                 await self._ensure_default_group(caller.project_id)
+            sql = query.sql_page(q, ports.PUSHED) if res.singular == "port" else None
             if res.singular == "port":
-                items = await self.store.read(lambda tx: ports.listing(tx, caller, q.filters))
+                items = await self.store.read(
+                    lambda tx: ports.listing(tx, caller, q.filters, sql))
             else:
                 items = await self.store.read(lambda tx: res.module.listing(tx, caller))
             items = [attrs.hide_for(res.singular, i, caller.ctx) for i in items]
-            page, more, prev = query.apply(items, q)
+            page, more, prev = query.cut(items, sql) if sql else query.apply(items, q)
             body: dict[str, Any] = {res.key: [query.select_fields(i, q.fields) for i in page]}
             links = query.links(res.path, f"{self.base_url}/v2.0", q, page, more, prev)
             if links:

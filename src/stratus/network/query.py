@@ -6,7 +6,7 @@ can be filtered and sorted on, with the same conversions as the body.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -152,6 +152,36 @@ def apply(items: list[dict[str, Any]], q: ListQuery, *, known: Mapping[str, Any]
     if q.page_reverse:
         page = page[::-1]
     return page, has_more, q.marker is not None
+
+
+@dataclass(frozen=True)
+class SqlPage:
+    """A page the database can cut: ordered by id, ``limit`` + 1 rows after ``marker``."""
+
+    limit: int
+    marker: str | None
+    descending: bool  # the direction rows are read in from the marker
+    page_reverse: bool
+
+
+def sql_page(q: ListQuery, pushed: Collection[str]) -> SqlPage | None:
+    """The SQL form of ``q`` when it is a plain page by id over pushed filters, else None."""
+    if q.limit is None or q.tags or q.tags_any or q.not_tags or q.not_tags_any:
+        return None
+    if any(name not in pushed for name in q.filters):
+        return None
+    if q.sorts and (len(q.sorts) > 1 or q.sorts[0][0] != "id"):
+        return None
+    ascending = q.sorts[0][1] if q.sorts else True
+    return SqlPage(q.limit, q.marker, ascending == q.page_reverse, q.page_reverse)
+
+
+def cut(items: list[dict[str, Any]], page: SqlPage) -> tuple[list[dict[str, Any]], bool, bool]:
+    """What :func:`apply` returns, for rows read per ``page`` (up to limit + 1 of them)."""
+    out = items[:page.limit]
+    if page.page_reverse:
+        out = out[::-1]
+    return out, len(items) > page.limit, page.marker is not None
 
 
 def _sort_value(value: Any) -> tuple[int, Any]:

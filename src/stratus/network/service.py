@@ -66,7 +66,7 @@ class NetworkAgentService(Service):
         await self.runner.start()
         try:
             await self.runner.agent.resync()
-        except Exception:
+        except Exception:  # the server may start later; messages still arrive
             log.warning("network agent could not resync at start", exc_info=True)
 
     async def stop(self) -> None:

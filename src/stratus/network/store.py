@@ -94,7 +94,7 @@ class Store:
             if self.publish is not None and tx.events:
                 try:
                     await self.publish(tx.events)
-                except Exception:
+                except Exception:  # agents resync; the API change stands
                     log.exception("publishing network events failed")
             return result
         raise AssertionError("unreachable")
@@ -151,7 +151,7 @@ async def tags_of(tx: Tx, ids: Iterable[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        rows = await tx.s.execute(select(m.tags).where(m.tags.c.resource_id.in_(chunk)))
+        rows = (await tx.s.execute(select(m.tags).where(m.tags.c.resource_id.in_(chunk)))).all()
         for r in rows:
             out.setdefault(r.resource_id, []).append(r.tag)
     return out

@@ -82,4 +82,6 @@ async def test_failure_injection_fails_the_next_n_calls(driver: FakeDriver, tmp_
 async def test_console_output_tail(driver: FakeDriver) -> None:
     await driver.spawn(SPEC, None)
     out = await driver.console_output("u1", length=1)
-    assert out.count("\n") == 1 and "login" in out
+    assert out.endswith("login: ") and "\n" not in out
+    # Tempest counts lines with split("\n"): the last N lines, no trailing newline.
+    assert len((await driver.console_output("u1", length=3)).split("\n")) == 3

@@ -184,3 +184,46 @@ async def test_list_filters_sorting_and_paging(cloud: Cloud) -> None:
         assert (await c.get("/servers?sort_key=bogus")).status_code == 400
         assert (await c.get("/servers?marker=nope")).status_code == 400
         assert (await c.get("/servers?limit=-1")).status_code == 400
+
+
+async def test_regression_list_with_limit_zero_is_empty_not_500(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        await cloud.create(c)
+        resp = await c.get("/servers?limit=0")
+        assert resp.status_code == 200 and resp.json()["servers"] == []
+
+
+async def test_regression_rebuild_with_a_new_name_is_not_500(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        s = await cloud.create(c)
+        resp = await cloud.action(c, s["id"], "rebuild", {"imageRef": cloud.image_id,
+                                                          "name": "renamed"})
+        assert resp.status_code == 202, resp.text
+        assert (await cloud.wait(c, s["id"], "ACTIVE"))["name"] == "renamed"
+
+
+async def test_access_ips_are_validated_and_normalised(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        s = await cloud.create(c, accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2",
+                               accessIPv4="1.2.3.4")
+        assert s["accessIPv6"] == "::babe:dc0c:1602" and s["accessIPv4"] == "1.2.3.4"
+        resp = await c.put(f"/servers/{s['id']}", json={"server": {"accessIPv4": "nope"}})
+        assert resp.status_code == 400
+
+
+async def test_create_backup_and_unshelve_deletes_the_shelved_image(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        s = await cloud.create(c)
+        resp = await cloud.action(c, s["id"], "createBackup", {
+            "name": "bk", "backup_type": "daily", "rotation": 1})
+        assert resp.status_code == 202, resp.text
+        backup = resp.json()["image_id"]
+        await cloud.wait(c, s["id"], "ACTIVE")
+        assert cloud.images.images[backup]["status"] == "active"
+        await cloud.action(c, s["id"], "shelve")
+        await cloud.wait(c, s["id"], "SHELVED_OFFLOADED")
+        shelved = [i for i, v in cloud.images.images.items() if v["name"].endswith("-shelved")]
+        assert len(shelved) == 1
+        await cloud.action(c, s["id"], "unshelve")
+        await cloud.wait(c, s["id"], "ACTIVE")
+        assert shelved[0] not in cloud.images.images

@@ -37,11 +37,12 @@ from stratus.errors import BadRequest, Conflict, NotFound
 Handler = Callable[[Call, Instance, Any], Awaitable[Response]]
 
 
-async def _begin(call: Call, inst: Instance, action: Action, name: str | None = None,
+async def _begin(call: Call, inst: Instance, action: Action, label: str | None = None,
                  **extra: Any) -> Instance:
-    call.check_lock(inst, name or action.value)
+    """Claim ``action`` (``extra`` = columns set in the same guarded write) and record it."""
+    call.check_lock(inst, label or action.value)
     claimed = await call.deps.store.begin(inst.uuid, action, extra=extra)
-    await call.deps.store.record_action(inst.uuid, name or action.value, call.request_id,
+    await call.deps.store.record_action(inst.uuid, label or action.value, call.request_id,
                                         call.project_id, call.ctx.user_id)
     return claimed
 
@@ -119,6 +120,31 @@ async def create_image(call: Call, inst: Instance, body: Any) -> Response:
     await call.deps.agents.cast(inst.host or "", "snapshot_instance", uuid=inst.uuid,
                                 request_id=call.request_id, token=call.ctx.token,
                                 image_id=image["id"])
+    headers = {"Location": f"{call.base.rsplit('/v2.1', 1)[0]}/images/{image['id']}"}
+    if call.version >= "2.45":
+        return ok({"image_id": image["id"]}, 202, headers)
+    return Response(status_code=202, headers=headers)
+
+
+async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
+    if not isinstance(body, dict):
+        raise BadRequest("createBackup needs name, backup_type and rotation.")
+    name = require_str(body, "name")
+    backup_type = require_str(body, "backup_type")
+    require_int(body.get("rotation"), "rotation", 0)
+    await _begin(call, inst, Action.BACKUP, "createBackup")
+    try:
+        image = await call.deps.images.create(call.ctx.token, {
+            "name": name, "disk_format": "qcow2", "container_format": "bare",
+            "visibility": "private", "instance_uuid": inst.uuid, "image_type": "backup",
+            "backup_type": backup_type})
+    except Exception:
+        await call.deps.store.update(inst.uuid, task_state=None)
+        raise
+    # TODO(issue 5): rotation (delete the oldest backups beyond ``rotation``).
+    await call.deps.agents.cast(inst.host or "", "snapshot_instance", uuid=inst.uuid,
+                                request_id=call.request_id, token=call.ctx.token,
+                                image_id=image["id"], backup=True)
     headers = {"Location": f"{call.base.rsplit('/v2.1', 1)[0]}/images/{image['id']}"}
     if call.version >= "2.45":
         return ok({"image_id": image["id"]}, 202, headers)
@@ -398,6 +424,7 @@ ACTIONS: dict[str, tuple[Handler, str]] = {
     "lock": (lock, "2.1"),
     "unlock": (unlock, "2.1"),
     "createImage": (create_image, "2.1"),
+    "createBackup": (create_backup, "2.1"),
     "resize": (resize, "2.1"),
     "confirmResize": (confirm_resize, "2.1"),
     "revertResize": (revert_resize, "2.1"),

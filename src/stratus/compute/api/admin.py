@@ -242,6 +242,33 @@ async def hypervisor_statistics(deps: Deps, request: Request) -> Response:
     return ok({"hypervisor_statistics": total})
 
 
+async def hypervisor_uptime(deps: Deps, request: Request) -> Response:
+    call = Call(deps, request)
+    call.enforce("os_compute_api:os-admin")
+    if call.version >= "2.88":
+        raise NotFound("os-hypervisors/{id}/uptime was removed in microversion 2.88.")
+    ident = request.path_params["hv_id"]
+    for n, s in await _nodes(call):
+        if ident in (n.uuid, str(n.id)):
+            view = _hv_view(call, n, s, False)
+            view["uptime"] = " 00:00:00 up 1 day,  load average: 0.00, 0.00, 0.00"
+            return ok({"hypervisor": view})
+    raise NotFound(f"Hypervisor {ident} could not be found.")
+
+
+async def hypervisor_search(deps: Deps, request: Request) -> Response:
+    call = Call(deps, request)
+    call.enforce("os_compute_api:os-admin")
+    if call.version >= "2.53":
+        raise NotFound("Use GET /os-hypervisors?hypervisor_hostname_pattern= at 2.53+.")
+    pattern = request.path_params["pattern"]
+    out = [_hv_view(call, n, s, False) for n, s in await _nodes(call)
+           if pattern in n.hypervisor_hostname]
+    if not out:
+        raise NotFound(f"No hypervisor matching {pattern!r} could be found.")
+    return ok({"hypervisors": out})
+
+
 async def hypervisor_servers(deps: Deps, request: Request) -> Response:
     call = Call(deps, request)
     call.enforce("os_compute_api:os-admin")

@@ -190,7 +190,7 @@ async def list_servers(call: Call, *, detail: bool) -> Response:
         else:
             page.append(server_brief(inst, ServerContext(call.base, call.version, admin)))
     body: dict[str, Any] = {"servers": page}
-    if more or (len(rows) == limit and call.query("limit") is not None and rows):
+    if rows and (more or (len(rows) == limit and call.query("limit") is not None)):
         path = "servers/detail" if detail else "servers"
         query = [(k, v) for k, v in call.request.query_params.multi_items() if k != "marker"]
         query.append(("marker", rows[-1].uuid))

@@ -72,6 +72,8 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
     ("/os-hypervisors/detail", ["GET"], admin.hypervisors_detail),
     ("/os-hypervisors/statistics", ["GET"], admin.hypervisor_statistics),
     ("/os-hypervisors/{pattern}/servers", ["GET"], admin.hypervisor_servers),
+    ("/os-hypervisors/{pattern}/search", ["GET"], admin.hypervisor_search),
+    ("/os-hypervisors/{hv_id}/uptime", ["GET"], admin.hypervisor_uptime),
     ("/os-hypervisors/{hv_id}", ["GET"], admin.hypervisor_show),
     ("/os-availability-zone", ["GET"], admin.availability_zones),
     ("/os-availability-zone/detail", ["GET"], admin.availability_zones),

@@ -117,6 +117,22 @@ def _user_data(value: Any) -> str | None:
     return value
 
 
+def access_ip(value: Any, key: str, version: int) -> str:
+    """An accessIPv4/v6 as Nova stores it: validated and normalised ('' when unset)."""
+    if value in (None, ""):
+        return ""
+    import ipaddress
+
+    try:
+        addr = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        addr = None
+    if addr is None or addr.version != version:
+        raise BadRequest(f"Invalid input for field/attribute {key}: {value!r} is not an "
+                         f"IPv{version} address")
+    return str(addr)
+
+
 def _hostname(name: str) -> str:
     host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63]
     return host or "server"
@@ -180,10 +196,15 @@ async def create(deps: Deps, request: Request) -> Response:
     group = await _group(call, hints.get("group"))
     hostname = body.get("hostname")
     if hostname is not None:
+        # 2.94 allows fully qualified names (up to 255 characters).
+        pattern = (r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,254}$" if call.version >= "2.94"
+                   else r"^[a-zA-Z0-9][a-zA-Z0-9-]{0,62}$")
         if call.version < "2.90" or not isinstance(hostname, str) or not re.match(
-                r"^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$", hostname):
-            raise BadRequest("Invalid hostname.")
+                pattern, hostname) or hostname.endswith((".", "-")):
+            raise BadRequest(f"Invalid hostname {hostname!r}.")
     user_data = _user_data(body.get("user_data"))
+    ip4 = access_ip(body.get("accessIPv4"), "accessIPv4", 4)
+    ip6 = access_ip(body.get("accessIPv6"), "accessIPv6", 6)
     limit = await _limits(call)
     if len(metadata) > limit["metadata_items"] >= 0:
         raise OverQuota(f"Quota exceeded for metadata_items: {len(metadata)} of "
@@ -228,8 +249,7 @@ async def create(deps: Deps, request: Request) -> Response:
                         image_ref=image["id"], key_name=key_name, key_data=key_data,
                         user_data=user_data, metadata_=metadata,
                         config_drive="True" if body.get("config_drive") else "",
-                        access_ip_v4=body.get("accessIPv4") or "",
-                        access_ip_v6=body.get("accessIPv6") or "",
+                        access_ip_v4=ip4, access_ip_v6=ip6,
                         reservation_id=reservation, launch_index=index,
                         request_spec={"hints": hints})
                     session.add(inst)
@@ -369,9 +389,9 @@ async def update(deps: Deps, request: Request) -> Response:
                                             allow_empty=True)
     if "hostname" in body:
         values["hostname"] = require_str(body, "hostname", max_len=63)
-    for key, column in (("accessIPv4", "access_ip_v4"), ("accessIPv6", "access_ip_v6")):
+    for key, column, ipv in (("accessIPv4", "access_ip_v4", 4), ("accessIPv6", "access_ip_v6", 6)):
         if key in body:
-            values[column] = require_str(body, key, max_len=64, allow_empty=True) or ""
+            values[column] = access_ip(body[key], key, ipv)
     if values:
         await deps.store.update(inst.uuid, **values)
     inst = await call.instance(inst.uuid)

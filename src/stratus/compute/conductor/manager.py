@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from stratus.bus import Bus
+from stratus.compute.images import ImageAPI
 from stratus.compute.instances import InstanceStore, notification_payload
 from stratus.compute.lifecycle import Action, transition
 from stratus.compute.models import Instance, Migration
@@ -39,7 +40,8 @@ class ConductorManager:
     """Bus endpoint of ``compute-conductor``."""
 
     def __init__(self, db: Database, bus: Bus, settings: ComputeSettings, *,
-                 volatile_bus: bool = False) -> None:
+                 volatile_bus: bool = False, images: ImageAPI | None = None) -> None:
+        self.images = images
         # With an in-memory bus, messages in flight die with the process: a build
         # still waiting for a host at start can never resume.
         self.volatile_bus = volatile_bus
@@ -54,6 +56,14 @@ class ConductorManager:
         inst = await self.store.get(uuid, deleted=True)
         await self.bus.notify(f"instance.{event}", notification_payload(inst, **extra),
                               publisher="conductor")
+
+    async def delete_image(self, token: str, image_id: str) -> None:
+        if self.images is None:
+            return
+        try:
+            await self.images.delete(token, image_id)
+        except Exception:  # noqa: BLE001 - an image left behind is not a failed unshelve
+            log.warning("could not delete shelved image %s", image_id)
 
     async def _set_migration(self, migration_uuid: str | None, **values: Any) -> None:
         if not migration_uuid:

@@ -322,6 +322,9 @@ async def unshelve(c: ConductorManager, uuid: str, request_id: str, spec: dict[s
     except Exception as exc:  # noqa: BLE001
         await _fail(c, uuid, t, started_from, request_id, exc, None, event)
         return
-    await c.store.finish(inst, t, started_from=started_from, launched_at=utcnow(), **values)
+    await c.store.finish(inst, t, started_from=started_from, launched_at=utcnow(),
+                         shelved_image_id=None, **values)
+    if inst.shelved_image_id:  # the shelved image has served its purpose (as Nova)
+        await c.delete_image(token, inst.shelved_image_id)
     await c.store.event_finish(uuid, request_id, event)
     await c._notify(uuid, "unshelve.end")

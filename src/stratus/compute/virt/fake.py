@@ -141,6 +141,8 @@ class FakeDriver(Driver):
         guest = FakeGuest(spec, disk=disk or spec.uuid.encode() * 16)
         self.guests[spec.uuid] = guest
         self._log(guest, f"[    0.000000] Linux version 6.1.0-fake ({spec.name})")
+        self._log(guest, "[    0.100000] Command line: console=ttyS0 root=/dev/vda")
+        self._log(guest, "[    1.000000] virtio_net virtio0: fake NIC ready")
         self._log(guest, f"{spec.hostname or spec.name} login: ")
 
     async def destroy(self, uuid: str, *, keep_disks: bool = False) -> None:
@@ -249,7 +251,7 @@ class FakeDriver(Driver):
         lines = self._guest(uuid).console
         if length is not None:
             lines = lines[-length:] if length > 0 else []
-        return "\n".join(lines) + ("\n" if lines else "")
+        return "\n".join(lines)  # as Nova: the last N lines, no trailing newline
 
     async def set_admin_password(self, uuid: str, password: str) -> None:
         await self._op("set_admin_password", uuid)

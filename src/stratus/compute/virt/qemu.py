@@ -1,0 +1,536 @@
+"""The QEMU driver: each guest is a QEMU process driven over QMP.
+
+Files of a guest, under the host's instances directory::
+
+    <instances>/_base/<image id>        the image, fetched once per host (qemu_disks)
+    <instances>/<uuid>/guest.json       what to run: sizes, boot, owner host, suspended
+    <instances>/<uuid>/disk.qcow2       the root disk: an overlay on the base image
+    <instances>/<uuid>/config.img       the config drive (vfat, label config-2)
+    <instances>/<uuid>/rescue.qcow2     while rescued: the rescue disk (the root is vdb)
+    <instances>/<uuid>/run-<host key>/  this host's QEMU: qmp.sock, serial.log, qemu.pid,
+                                        qemu.log, and suspend.state while suspended
+
+The run directory is per host, so two hosts can share one instances directory
+(shared storage: live migration moves only memory); `guest.json` names the
+host that owns the guest, and a host lists and destroys only its own. QEMU
+runs in its own session: it outlives an agent restart, and the next driver
+finds it from its pidfile (`stratus.guest.qemu.attach`).
+
+Choices, for the record:
+
+* power state comes from the process and QMP `query-status`, never from a
+  cache, so a QEMU killed behind our back reads SHUTDOWN at the next sync;
+* soft power-off/reboot = ACPI `system_powerdown`, hard after the timeout;
+  a soft reboot then starts QEMU again; a hard reboot is `system_reset`;
+* suspend = migrate the state to `exec:cat > suspend.state` (QEMU 7.2 has no
+  `file:` URI) with max-bandwidth raised, then quit; resume = a new QEMU with
+  `-S -incoming "exec:cat suspend.state"`, then `cont`;
+* snapshot = `blockdev-snapshot-sync` puts a temporary overlay on top (the
+  guest keeps running and writes there), the frozen chain is streamed as one
+  standalone qcow2 by :mod:`qcow2stream` (no temporary copy), then
+  `block-commit` folds the temporary overlay back;
+* known test-guest images boot with their kernel directly (``fast_boot``):
+  the same disk, half the TCG boot time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+from stratus.compute.states import PowerState
+from stratus.compute.virt import qemu_disks as disks
+from stratus.compute.virt import qemu_migrate
+from stratus.compute.virt.driver import (
+    Driver,
+    DriverError,
+    GuestExists,
+    GuestInfo,
+    GuestNotFound,
+    GuestSpec,
+    HostResources,
+    ImageSource,
+    MigrationTarget,
+    SnapshotSink,
+)
+from stratus.compute.virt.qcow2stream import StreamError, stream_qcow2
+from stratus.guest import qemu as gq
+
+log = logging.getLogger("stratus.compute.qemu")
+
+_P = PowerState
+STATUS_POWER = {"running": _P.RUNNING, "paused": _P.PAUSED, "suspended": _P.PAUSED,
+                "inmigrate": _P.PAUSED, "prelaunch": _P.PAUSED, "finish-migrate": _P.PAUSED,
+                "save-vm": _P.PAUSED, "restore-vm": _P.PAUSED, "debug": _P.PAUSED,
+                "postmigrate": _P.SHUTDOWN, "shutdown": _P.SHUTDOWN,
+                "internal-error": _P.CRASHED, "io-error": _P.CRASHED,
+                "guest-panicked": _P.CRASHED}
+
+
+class QemuDriver(Driver):
+    hypervisor_type = "QEMU"
+
+    def __init__(self, host: str, *, instances_dir: Path, base_dir: Path | None = None,
+                 accel: str = "tcg", fast_boot: Any = None, guest_cache: Path | None = None, network: bool = True, config_drive: bool = True,
+                 soft_timeout: float = 30.0, vnc: bool = True) -> None:
+        self.host = host
+        self.instances = instances_dir
+        self.instances.mkdir(parents=True, exist_ok=True)
+        self.bases = disks.BaseImages(base_dir or instances_dir / "_base")
+        self.accel = accel
+        self.fast_boot = fast_boot  # stratus.guest.builder.GuestArtifacts, or None ...
+        self.guest_cache = guest_cache  # ... or where `stratus image build` leaves them
+        self.network = network
+        self.config_drive = config_drive
+        self.soft_timeout = soft_timeout
+        self.vnc = vnc
+        self.host_key = hashlib.sha1(host.encode()).hexdigest()[:8]
+        self._procs: dict[str, gq.Guest] = {}  # QEMUs this driver started (to reap them)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.last_migration: dict[str, dict[str, Any]] = {}
+
+    # --- files and processes ---------------------------------------------------------
+
+    def dir(self, uuid: str) -> Path:
+        return self.instances / uuid
+
+    def run_dir(self, uuid: str) -> Path:
+        return self.dir(uuid) / f"run-{self.host_key}"
+
+    def record(self, uuid: str) -> dict[str, Any] | None:
+        try:
+            return dict(json.loads((self.dir(uuid) / "guest.json").read_text()))
+        except (OSError, ValueError):
+            return None
+
+    def _mine(self, uuid: str) -> dict[str, Any]:
+        rec = self.record(uuid)
+        if rec is None or rec.get("host") != self.host:
+            raise GuestNotFound(f"guest {uuid} does not exist on QEMU host {self.host}")
+        return rec
+
+    def save(self, uuid: str, rec: dict[str, Any]) -> None:
+        path = self.dir(uuid) / "guest.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=1) + "\n")
+        os.replace(tmp, path)
+
+    def lock(self, uuid: str) -> asyncio.Lock:
+        return self._locks.setdefault(uuid, asyncio.Lock())
+
+    def qemu_spec(self, uuid: str, rec: dict[str, Any], *, incoming: str | None = None,
+                  autostart: bool = False, run_dir: Path | None = None) -> gq.GuestSpec:
+        d = self.dir(uuid)
+        rescue = d / "rescue.qcow2" if rec.get("rescued") else None
+        boot = rec.get("rescue_boot") if rescue else rec.get("boot")
+        kernel = Path(boot["kernel"]) if boot and Path(boot["kernel"]).exists() else None
+        extra: tuple[str, ...] = ()
+        if incoming:
+            extra = ("-incoming", incoming) if autostart else ("-S", "-incoming", incoming)
+        config = d / "config.img"
+        return gq.GuestSpec(
+            disk=d / "disk.qcow2", workdir=run_dir or self.run_dir(uuid), name=rec["name"],
+            overlay=rescue or d / "disk.qcow2", memory_mib=int(rec["memory_mb"]),
+            vcpus=int(rec["vcpus"]), accel=self.accel, kernel=kernel,
+            initrd=Path(boot["initrd"]) if kernel and boot else None,
+            append=boot["append"] if kernel and boot else None, network=self.network,
+            mac=rec["mac"], writable_disks=(d / "disk.qcow2",) if rescue else (),
+            extra_disks=(config,) if config.exists() else (), vnc=self.vnc,
+            fresh_overlay=False, extra_args=extra)
+
+    def _proc(self, uuid: str) -> gq.Guest | None:
+        """The live QEMU of this guest on this host, or None."""
+        guest = self._procs.get(uuid)
+        if guest is not None and guest.alive():
+            return guest
+        self._procs.pop(uuid, None)
+        rec = self.record(uuid)
+        if rec is None:
+            return None
+        found = gq.attach(self.qemu_spec(uuid, rec))
+        if found is not None and found.alive():
+            self._procs[uuid] = found
+            return found
+        return None
+
+    async def _start(self, uuid: str, rec: dict[str, Any], *, incoming: str | None = None,
+                     autostart: bool = False, run_dir: Path | None = None) -> gq.Guest:
+        spec = self.qemu_spec(uuid, rec, incoming=incoming, autostart=autostart,
+                              run_dir=run_dir)
+        try:
+            guest = await asyncio.to_thread(gq.start, spec)
+        except gq.GuestError as exc:
+            raise DriverError(str(exc)) from None
+        self._procs[uuid] = guest
+        return guest
+
+    async def qmp(self, guest: gq.Guest, command: str, **arguments: Any) -> Any:
+        try:
+            return await asyncio.wait_for(guest.qmp(command, **arguments), 30)
+        except Exception as exc:  # noqa: BLE001 - one message for every QMP failure
+            raise DriverError(f"QMP {command} on {guest.spec.name} failed: {exc}") from exc
+
+    async def _status(self, guest: gq.Guest) -> str:
+        return str((await self.qmp(guest, "query-status"))["status"])
+
+    async def _stop_process(self, uuid: str, guest: gq.Guest | None, *,
+                            timeout: float = 0) -> None:
+        """End QEMU: ACPI power-down for up to TIMEOUT s, then quit, then SIGKILL."""
+        if guest is None or not guest.alive():
+            return
+        if timeout > 0:
+            try:
+                if await self._status(guest) == "running":
+                    await self.qmp(guest, "system_powerdown")
+                    if await asyncio.to_thread(guest.wait, timeout):
+                        self._procs.pop(uuid, None)
+                        return
+                    log.info("guest %s ignored ACPI power-down for %.0fs; stopping it hard",
+                             uuid, timeout)
+            except DriverError:
+                pass
+        try:
+            await self.qmp(guest, "quit")
+        except DriverError:
+            pass
+        if not await asyncio.to_thread(guest.wait, 5):
+            guest.kill()
+        guest.wait(1)
+        self._procs.pop(uuid, None)
+
+    # --- the contract ----------------------------------------------------------------
+
+    async def host_resources(self) -> HostResources:
+        usage = shutil.disk_usage(self.instances)
+        version = await asyncio.to_thread(_qemu_version)
+        info = {"arch": os.uname().machine, "accel": self.accel,
+                "model": _cpu_model(), "vendor": "stratus-qemu"}
+        return HostResources(hostname=self.host, vcpus=os.cpu_count() or 1,
+                             memory_mb=_memory_mb(), local_gb=int(usage.total // disks.GIB),
+                             hypervisor_type=self.hypervisor_type, hypervisor_version=version,
+                             cpu_info=json.dumps(info))
+
+    async def list_guests(self) -> list[GuestInfo]:
+        out = []
+        for entry in sorted(self.instances.iterdir()):
+            rec = self.record(entry.name) if entry.is_dir() else None
+            if rec is not None and rec.get("host") == self.host:
+                out.append(GuestInfo(entry.name, await self.power_state(entry.name)))
+        return out
+
+    async def power_state(self, uuid: str) -> PowerState:
+        rec = self.record(uuid)
+        if rec is None or rec.get("host") != self.host:
+            return _P.NOSTATE
+        guest = self._proc(uuid)
+        if guest is None:
+            return _P.SUSPENDED if rec.get("suspended") else _P.SHUTDOWN
+        try:
+            return STATUS_POWER.get(await self._status(guest), _P.RUNNING)
+        except DriverError:
+            return _P.SHUTDOWN if not guest.alive() else _P.RUNNING
+
+    async def spawn(self, spec: GuestSpec, image: ImageSource | None, *,
+                    rescue_image: str | None = None) -> None:
+        if self.record(spec.uuid) is not None and (
+                self.record(spec.uuid) or {}).get("host") == self.host:
+            raise GuestExists(f"guest {spec.uuid} already exists on {self.host}")
+        if not spec.image_id:
+            raise DriverError("the QEMU driver boots from images only (no image given)")
+        base = await self.bases.ensure(spec.image_id, image)
+        d = self.dir(spec.uuid)
+        async with self.lock(spec.uuid):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            try:
+                await asyncio.to_thread(disks.create_overlay, base, d / "disk.qcow2",
+                                        spec.root_gb)
+                if self.config_drive:
+                    await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
+                rec = self.new_record(spec)
+                self.save(spec.uuid, rec)
+                await self._start(spec.uuid, rec)
+            except BaseException:
+                await self._stop_process(spec.uuid, self._procs.get(spec.uuid))
+                shutil.rmtree(d, ignore_errors=True)
+                raise
+
+    def new_record(self, spec: GuestSpec) -> dict[str, Any]:
+        return {"uuid": spec.uuid, "name": spec.name, "host": self.host,
+                "vcpus": spec.vcpus, "memory_mb": spec.memory_mb, "root_gb": spec.root_gb,
+                "image_id": spec.image_id, "mac": _mac(spec.uuid),
+                "boot": self.boot_for(spec.image_id), "suspended": False, "rescued": False}
+
+    def boot_for(self, image_id: str | None) -> dict[str, str] | None:
+        """Direct kernel boot when the image is the built test guest's disk."""
+        art = self.fast_boot
+        if art is None and self.guest_cache is not None:
+            from stratus.guest.builder import find_cached
+
+            art = find_cached(self.guest_cache)
+        if art is None or not image_id:
+            return None
+        wanted = art.manifest.get("files", {}).get("disk.qcow2", {}).get("sha256")
+        if not wanted or self.bases.meta(image_id).get("sha256") != wanted:
+            return None
+        kernel = art.vmlinux or art.kernel
+        return {"kernel": str(kernel), "initrd": str(art.initrd), "append": art.cmdline}
+
+    async def destroy(self, uuid: str, *, keep_disks: bool = False) -> None:
+        rec = self.record(uuid)
+        async with self.lock(uuid):
+            await self._stop_process(uuid, self._proc(uuid))
+            shutil.rmtree(self.run_dir(uuid), ignore_errors=True)
+            if rec is None:
+                return
+            if rec.get("host") not in (self.host, None):
+                return  # shared storage: the guest's files belong to another host now
+            if keep_disks:
+                rec["host"] = None
+                self.save(uuid, rec)
+            else:
+                shutil.rmtree(self.dir(uuid), ignore_errors=True)
+        self._locks.pop(uuid, None)
+
+    async def power_off(self, uuid: str, *, timeout: float = 0) -> None:
+        rec = self._mine(uuid)
+        async with self.lock(uuid):
+            await self._stop_process(uuid, self._proc(uuid), timeout=timeout)
+            if rec.get("suspended"):
+                rec["suspended"] = False
+                self.save(uuid, rec)
+                (self.run_dir(uuid) / "suspend.state").unlink(missing_ok=True)
+
+    async def power_on(self, uuid: str) -> None:
+        rec = self._mine(uuid)
+        if rec.get("suspended"):
+            return await self.resume(uuid)
+        async with self.lock(uuid):
+            guest = self._proc(uuid)
+            if guest is None:
+                await self._start(uuid, rec)
+            elif await self._status(guest) != "running":
+                await self.qmp(guest, "cont")
+
+    async def reboot(self, uuid: str, *, hard: bool) -> None:
+        rec = self._mine(uuid)
+        guest = self._proc(uuid)
+        if guest is None or rec.get("suspended"):
+            await self.power_off(uuid)
+            return await self.power_on(uuid)
+        async with self.lock(uuid):
+            status = await self._status(guest)
+            if hard or status != "running":
+                await self.qmp(guest, "system_reset")
+                if status != "running":
+                    await self.qmp(guest, "cont")
+                return
+            await self._stop_process(uuid, guest, timeout=self.soft_timeout)
+            await self._start(uuid, rec)
+
+    async def pause(self, uuid: str) -> None:
+        guest = await self._require(uuid, ("running",), "pause", "paused")
+        if await self._status(guest) == "running":
+            await self.qmp(guest, "stop")
+
+    async def unpause(self, uuid: str) -> None:
+        guest = await self._require(uuid, ("paused",), "unpause", "running")
+        if await self._status(guest) != "running":
+            await self.qmp(guest, "cont")
+
+    async def _require(self, uuid: str, allowed: tuple[str, ...], op: str,
+                       target: str) -> gq.Guest:
+        self._mine(uuid)
+        guest = self._proc(uuid)
+        status = await self._status(guest) if guest else "shutdown"
+        if guest is None or status not in (*allowed, target):
+            raise DriverError(f"cannot {op} a guest whose QEMU status is {status}")
+        return guest
+
+    async def suspend(self, uuid: str) -> None:
+        rec = self._mine(uuid)
+        if rec.get("suspended"):
+            return
+        guest = self._proc(uuid)
+        if guest is None or await self._status(guest) not in ("running", "paused"):
+            raise DriverError("cannot suspend a guest that is not running")
+        async with self.lock(uuid):
+            state = self.run_dir(uuid) / "suspend.state"
+            await qemu_migrate.migrate(self, guest, f"exec:cat > {state}")
+            rec["suspended"] = True
+            self.save(uuid, rec)
+            await self._stop_process(uuid, guest)
+
+    async def resume(self, uuid: str) -> None:
+        rec = self._mine(uuid)
+        if not rec.get("suspended"):
+            if await self.power_state(uuid) == _P.RUNNING:
+                return
+            raise DriverError("cannot resume a guest that is not suspended")
+        state = self.run_dir(uuid) / "suspend.state"
+        async with self.lock(uuid):
+            guest = await self._start(uuid, rec, incoming=f"exec:cat {state}")
+            await qemu_migrate.wait_incoming(self, guest)
+            await self.qmp(guest, "cont")
+            rec["suspended"] = False
+            self.save(uuid, rec)
+            state.unlink(missing_ok=True)
+
+    async def snapshot(self, uuid: str, sink: SnapshotSink) -> int:
+        self._mine(uuid)
+        disk = self.dir(uuid) / "disk.qcow2"
+        async with self.lock(uuid):
+            guest = self._proc(uuid)
+            try:
+                if guest is None:
+                    return await stream_qcow2(disk, sink)
+                return await self._live_snapshot(guest, disk, sink)
+            except StreamError as exc:
+                raise DriverError(str(exc)) from None
+
+    async def _live_snapshot(self, guest: gq.Guest, disk: Path, sink: SnapshotSink) -> int:
+        top = disk.with_name("snapshot-top.qcow2")
+        top.unlink(missing_ok=True)
+        await self.qmp(guest, "blockdev-snapshot-sync", device="disk0",
+                       **{"snapshot-file": str(top), "format": "qcow2"})
+        try:
+            return await stream_qcow2(disk, sink)
+        finally:
+            await qemu_migrate.block_commit(self, guest, disk)
+            top.unlink(missing_ok=True)
+
+    async def rescue(self, uuid: str, image: ImageSource | None, image_id: str | None) -> None:
+        rec = self._mine(uuid)
+        wanted = image_id or rec.get("image_id")
+        if not wanted:
+            raise DriverError("no rescue image: the guest has no image and none was given")
+        base = await self.bases.ensure(wanted, image)
+        async with self.lock(uuid):
+            await self._stop_process(uuid, self._proc(uuid))
+            rescue_disk = self.dir(uuid) / "rescue.qcow2"
+            rescue_disk.unlink(missing_ok=True)
+            await asyncio.to_thread(disks.create_overlay, base, rescue_disk, 0)
+            rec.update(rescued=True, rescue_boot=self.boot_for(wanted), suspended=False)
+            self.save(uuid, rec)
+            await self._start(uuid, rec)
+
+    async def unrescue(self, uuid: str) -> None:
+        rec = self._mine(uuid)
+        async with self.lock(uuid):
+            await self._stop_process(uuid, self._proc(uuid))
+            (self.dir(uuid) / "rescue.qcow2").unlink(missing_ok=True)
+            rec.update(rescued=False, rescue_boot=None)
+            self.save(uuid, rec)
+            await self._start(uuid, rec)
+
+    async def resize_disk(self, uuid: str, spec: GuestSpec) -> None:
+        """Grow the root disk to the flavor (never shrink); vCPUs/RAM apply at next start."""
+        rec = self._mine(uuid)
+        disk = self.dir(uuid) / "disk.qcow2"
+        async with self.lock(uuid):
+            guest = self._proc(uuid)
+            wanted = spec.root_gb * disks.GIB
+            if spec.root_gb > 0 and await asyncio.to_thread(disks.virtual_size, disk) < wanted:
+                if guest is not None:
+                    await self.qmp(guest, "block_resize", device="disk0", size=wanted)
+                else:
+                    await asyncio.to_thread(disks.grow, disk, spec.root_gb)
+            rec.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb, root_gb=spec.root_gb)
+            self.save(uuid, rec)
+
+    async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
+                               block_migration: bool) -> MigrationTarget:
+        return await qemu_migrate.prepare_incoming(self, spec, live=live,
+                                                   block_migration=block_migration)
+
+    async def migrate_out(self, uuid: str, target: MigrationTarget, *, live: bool) -> None:
+        await qemu_migrate.migrate_out(self, uuid, target, live=live)
+
+    async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
+                              power_on: bool) -> None:
+        await qemu_migrate.finish_incoming(self, spec, target, power_on=power_on)
+
+    async def abort_incoming(self, uuid: str) -> None:
+        await qemu_migrate.abort_incoming(self, uuid)
+
+    async def console_output(self, uuid: str, length: int | None = None) -> str:
+        self._mine(uuid)
+        log_path = self.run_dir(uuid) / "serial.log"
+        try:
+            with log_path.open("rb") as f:
+                f.seek(max(0, log_path.stat().st_size - (1 << 20)))
+                text = f.read().decode(errors="replace").replace("\r\n", "\n")
+        except FileNotFoundError:
+            return ""
+        lines = text.splitlines()
+        if length is not None:
+            lines = lines[-length:] if length > 0 else []
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    async def trigger_crash_dump(self, uuid: str) -> None:
+        self._mine(uuid)
+        guest = self._proc(uuid)
+        if guest is None:
+            raise DriverError("the guest is not running")
+        await self.qmp(guest, "inject-nmi")
+
+    # --- for tests and operators ------------------------------------------------------
+
+    def pid(self, uuid: str) -> int | None:
+        guest = self._proc(uuid)
+        return guest.pid if guest else None
+
+    def kill_behind_our_back(self, uuid: str) -> None:
+        """What an OOM kill or a crash does: the QEMU process vanishes."""
+        guest = self._proc(uuid)
+        if guest is not None:
+            os.kill(guest.pid, signal.SIGKILL)
+            guest.wait(5)
+
+
+def _mac(uuid: str) -> str:
+    digest = hashlib.sha1(uuid.encode()).digest()
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def _memory_mb() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 1024
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+_VERSION: list[int] = []
+
+
+def _qemu_version() -> int:
+    """Nova's encoding: 7.2.22 -> 7002022."""
+    if not _VERSION:
+        import re
+        import subprocess
+
+        out = subprocess.run([gq.QEMU, "--version"], capture_output=True, text=True,
+                             check=False).stdout
+        m = re.search(r"version (\d+)\.(\d+)\.(\d+)", out)
+        _VERSION.append(int(m[1]) * 1_000_000 + int(m[2]) * 1000 + int(m[3]) if m else 0)
+    return _VERSION[0]

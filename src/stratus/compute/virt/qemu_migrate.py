@@ -1,0 +1,272 @@
+"""Migration for the QEMU driver: live (QMP migrate over TCP), cold (disk files moved),
+and the QMP job helpers suspend and snapshot share with it.
+
+Modes, chosen on the destination by ``prepare_incoming`` and sent to the
+source in ``MigrationTarget.extra["mode"]``:
+
+* ``shared``: the guest's directory already exists on the destination (both
+  hosts use the same instances directory, or it is the same host: a resize).
+  Live: only memory moves; the destination QEMU opens the same overlay.
+  Cold: nothing to copy; ownership in ``guest.json`` changes hands.
+* ``block`` (live, storage not shared): the destination makes an empty disk
+  (an overlay on its cached base image, else a flat qcow2), exports it with
+  QEMU's NBD server; the source `drive-mirror`s into it (``sync=top`` when the
+  base is there, ``full`` otherwise), waits for the job to be ready, migrates
+  memory, then cancels the job (the destination keeps the mirrored disk).
+* ``copy`` (cold, storage not shared): the source copies the stopped guest's
+  overlay (rebased onto the destination's base, or flattened when the
+  destination lacks it) and its config drive into the destination's directory.
+
+Timings of the last outgoing migration (total, downtime, RAM sent; from QMP
+``query-migrate``) are kept in ``driver.last_migration[uuid]`` and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stratus.compute.virt import qemu_disks as disks
+from stratus.compute.virt.driver import DriverError, GuestSpec, MigrationTarget
+from stratus.guest import qemu as gq
+
+if TYPE_CHECKING:
+    from stratus.compute.virt.qemu import QemuDriver
+
+log = logging.getLogger("stratus.compute.qemu")
+MAX_BANDWIDTH = 8 << 30
+POLL = 0.02
+
+
+async def migrate(drv: QemuDriver, guest: gq.Guest, uri: str,
+                  timeout: float = 600) -> dict[str, Any]:
+    """Run a QMP migration to URI until it completes; returns the final query-migrate."""
+    await drv.qmp(guest, "migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH})
+    await drv.qmp(guest, "migrate", uri=uri)
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await drv.qmp(guest, "query-migrate")
+        status = info.get("status")
+        if status == "completed":
+            return dict(info)
+        if status in ("failed", "cancelled"):
+            raise DriverError(f"migration of {guest.spec.name} to {uri} {status}: "
+                              f"{info.get('error-desc', 'no detail')}")
+        if time.monotonic() > deadline:
+            await drv.qmp(guest, "migrate_cancel")
+            raise DriverError(f"migration of {guest.spec.name} did not finish in {timeout:.0f}s")
+        await asyncio.sleep(POLL)
+
+
+async def wait_incoming(drv: QemuDriver, guest: gq.Guest, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := (await drv.qmp(guest, "query-status"))["status"]) == "inmigrate":
+        if not guest.alive() or time.monotonic() > deadline:
+            raise DriverError(f"incoming migration of {guest.spec.name} did not finish "
+                              f"({status})")
+        await asyncio.sleep(POLL)
+
+
+async def _wait_job(drv: QemuDriver, guest: gq.Guest, job: str, *, ready: bool,
+                    timeout: float = 600) -> None:
+    """Until JOB is ready (READY) or gone (not READY)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        jobs = {j["device"]: j for j in await drv.qmp(guest, "query-block-jobs")}
+        found = jobs.get(job)
+        if ready and found is not None and found.get("ready"):
+            return
+        if found is None:
+            if ready:
+                raise DriverError(f"block job {job} of {guest.spec.name} ended early")
+            return
+        if time.monotonic() > deadline:
+            raise DriverError(f"block job {job} of {guest.spec.name} timed out")
+        await asyncio.sleep(POLL)
+
+
+async def block_commit(drv: QemuDriver, guest: gq.Guest, base: Path) -> None:
+    """Fold the active layer of disk0 back into BASE (after a live snapshot)."""
+    job = "stratus-commit"
+    await drv.qmp(guest, "block-commit", device="disk0", base=str(base), **{"job-id": job})
+    await _wait_job(drv, guest, job, ready=True)
+    await drv.qmp(guest, "block-job-complete", device=job)
+    await _wait_job(drv, guest, job, ready=False)
+
+
+# --- destination -----------------------------------------------------------------------
+
+async def prepare_incoming(drv: QemuDriver, spec: GuestSpec, *, live: bool,
+                           block_migration: bool) -> MigrationTarget:
+    uuid = spec.uuid
+    d = drv.dir(uuid)
+    shared = (d / "disk.qcow2").exists() and (drv.record(uuid) or {}).get("host") is not None
+    extra: dict[str, str] = {"mode": "shared" if shared else ("block" if live else "copy"),
+                             "dir": str(d)}
+    if not shared:
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        rec = drv.new_record(spec) | {"host": None, "incoming": True}
+        base = drv.bases.path(spec.image_id) if spec.image_id else None
+        if base is not None and base.exists():
+            extra["base"] = str(base)
+        if drv.config_drive:
+            await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
+        drv.save(uuid, rec)
+    if not live:
+        return MigrationTarget(host=drv.host, uri=f"file://{d}", block_migration=not shared,
+                               extra=extra)
+    rec = drv.record(uuid) or {}
+    if not shared:
+        size = max(spec.root_gb * disks.GIB,
+                   disks.virtual_size(Path(extra["base"])) if "base" in extra else 0)
+        if size == 0:
+            raise DriverError("block migration of a flavor with no root disk size needs the "
+                              "image cached on the destination")
+        if "base" in extra:
+            await asyncio.to_thread(disks.create_overlay, Path(extra["base"]),
+                                    d / "disk.qcow2", spec.root_gb)
+            extra["sync"] = "top"
+        else:
+            await asyncio.to_thread(disks.qemu_img, "create", "-q", "-f", "qcow2",
+                                    d / "disk.qcow2", str(size))
+            extra["sync"] = "full"
+    port = gq.free_port()
+    guest = await drv._start(uuid, rec | {"vcpus": spec.vcpus, "memory_mb": spec.memory_mb},
+                             incoming=f"tcp:127.0.0.1:{port}", autostart=True)
+    # QMP answers once QEMU's main loop runs, i.e. after it listens for the migration.
+    await drv._status(guest)
+    if not shared:
+        nbd_port = gq.free_port()
+        await drv.qmp(guest, "nbd-server-start", addr={
+            "type": "inet", "data": {"host": "127.0.0.1", "port": str(nbd_port)}})
+        await drv.qmp(guest, "nbd-server-add", device="disk0", writable=True)
+        extra["nbd"] = f"nbd:127.0.0.1:{nbd_port}:exportname=disk0"
+    return MigrationTarget(host=drv.host, uri=f"tcp:127.0.0.1:{port}",
+                           block_migration=not shared, extra=extra)
+
+
+async def finish_incoming(drv: QemuDriver, spec: GuestSpec, target: MigrationTarget, *,
+                          power_on: bool) -> None:
+    uuid = spec.uuid
+    rec = drv.record(uuid)
+    if rec is None:
+        raise DriverError(f"no incoming guest {uuid} on {drv.host}")
+    guest = drv._proc(uuid)
+    if target.uri.startswith("tcp:"):
+        if guest is None:
+            raise DriverError(f"the incoming QEMU of {uuid} on {drv.host} is gone")
+        await wait_incoming(drv, guest)
+        if target.extra.get("mode") == "block":
+            await drv.qmp(guest, "nbd-server-stop")
+    rec.update(host=drv.host, incoming=False, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
+               root_gb=spec.root_gb)
+    rec.pop("incoming", None)
+    drv.save(uuid, rec)
+    if guest is None:
+        await asyncio.to_thread(disks.grow, drv.dir(uuid) / "disk.qcow2", spec.root_gb)
+        if power_on:
+            await drv.power_on(uuid)
+    elif not power_on:
+        await drv.power_off(uuid)
+
+
+async def abort_incoming(drv: QemuDriver, uuid: str) -> None:
+    rec = drv.record(uuid)
+    guest = drv._proc(uuid)
+    if rec is not None and rec.get("host") == drv.host:
+        return  # the guest is ours and running here: nothing incoming to undo
+    if guest is not None:
+        await drv._stop_process(uuid, guest)
+    shutil.rmtree(drv.run_dir(uuid), ignore_errors=True)
+    if rec is not None and rec.get("incoming"):
+        shutil.rmtree(drv.dir(uuid), ignore_errors=True)
+
+
+# --- source ----------------------------------------------------------------------------
+
+async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
+                      live: bool) -> None:
+    rec = drv._mine(uuid)
+    mode = target.extra.get("mode", "")
+    guest = drv._proc(uuid)
+    if live:
+        if guest is None:
+            raise DriverError("live migration needs a running or paused guest")
+        await _live(drv, uuid, guest, target)
+    else:
+        async with drv.lock(uuid):
+            await drv._stop_process(uuid, guest)
+            if mode == "copy":
+                await asyncio.to_thread(_copy_disks, drv.dir(uuid), Path(target.extra["dir"]),
+                                        target.extra.get("base"))
+    if mode == "shared":
+        shutil.rmtree(drv.run_dir(uuid), ignore_errors=True)
+        if live:
+            return  # the destination takes ownership in finish_incoming
+        rec.update(host=None, suspended=False)
+        drv.save(uuid, rec)
+    else:
+        shutil.rmtree(drv.dir(uuid), ignore_errors=True)
+
+
+async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest, target: MigrationTarget) -> None:
+    mode = target.extra.get("mode")
+    job = "stratus-mirror"
+    t0 = time.monotonic()
+    async with drv.lock(uuid):
+        if mode == "block":
+            await drv.qmp(guest, "drive-mirror", device="disk0", target=target.extra["nbd"],
+                          format="raw", mode="existing", sync=target.extra.get("sync", "full"),
+                          **{"job-id": job})
+            try:
+                await _wait_job(drv, guest, job, ready=True)
+            except DriverError:
+                await _cancel(drv, guest, job)
+                raise
+        mirrored = time.monotonic() - t0
+        try:
+            info = await migrate(drv, guest, target.uri)
+        except DriverError:
+            if mode == "block":
+                await _cancel(drv, guest, job)
+            raise
+        if mode == "block":
+            await _cancel(drv, guest, job)
+        stats = {"mode": mode, "total_ms": info.get("total-time"),
+                 "downtime_ms": info.get("downtime"),
+                 "ram_bytes": info.get("ram", {}).get("transferred"),
+                 "disk_mirror_s": round(mirrored, 3),
+                 "wall_s": round(time.monotonic() - t0, 3)}
+        drv.last_migration[uuid] = stats
+        log.info("guest %s migrated to %s: %s", uuid, target.host, stats)
+        await drv._stop_process(uuid, guest)
+
+
+async def _cancel(drv: QemuDriver, guest: gq.Guest, job: str) -> None:
+    try:
+        await drv.qmp(guest, "block-job-cancel", device=job, force=True)
+        await _wait_job(drv, guest, job, ready=False, timeout=30)
+    except DriverError:
+        pass
+
+
+def _copy_disks(source: Path, dest: Path, dest_base: str | None) -> None:
+    if not dest.is_dir():
+        raise DriverError(f"cold migration without shared storage copies into {dest}, which "
+                          "is not reachable from this host")
+    overlay = source / "disk.qcow2"
+    tmp = dest / "disk.qcow2.part"
+    if dest_base:
+        shutil.copyfile(overlay, tmp)
+        fmt = disks.image_info(Path(dest_base))["format"]
+        disks.qemu_img("rebase", "-u", "-F", fmt, "-b", dest_base, tmp)
+    else:
+        disks.qemu_img("convert", "-O", "qcow2", overlay, tmp)
+    tmp.replace(dest / "disk.qcow2")
+    if (source / "config.img").exists():
+        shutil.copyfile(source / "config.img", dest / "config.img")
