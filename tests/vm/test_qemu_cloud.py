@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -139,4 +138,16 @@ def test_a_server_lives_its_whole_life_on_a_real_guest(cloud: CloudProcess) -> N
         openstack(c, "server", "delete", "--wait", name)
     assert not _guest_dir(c, sid).exists()
     assert not [p for p in (c.data_dir / "instances").iterdir() if p.name != "_base"]
-    assert os.system(f"pgrep -f {c.data_dir}/instances >/dev/null") != 0
+    assert not _qemus_under(c.data_dir), "a QEMU process outlived its server"
+
+
+def _qemus_under(path: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"qemu-system-x86_64") and str(path).encode() in b" ".join(argv):
+            found.append(int(proc.name))
+    return found

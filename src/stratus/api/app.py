@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -134,7 +134,10 @@ class EdgeMiddleware:
 
 async def json_body(request: Request, *, required: bool = True) -> Any:
     """The request's JSON document, or a 400 that says what is wrong with it."""
-    raw = await request.body()
+    try:
+        raw = await request.body()
+    except ClientDisconnect:  # nobody to answer; not a server error worth a traceback
+        raise BadRequest("The client disconnected before the request body ended.") from None
     if not raw:
         if required:
             raise BadRequest("The request body is empty; a JSON document is required.")
