@@ -75,3 +75,67 @@ def test_services_split_over_processes_share_rabbitmq_and_postgres(tmp_path: Pat
                 r = httpx.get(second.url("image") + "/v2/images",
                               headers={"X-Auth-Token": "garbage"}, timeout=10)
                 assert r.status_code == 401
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.mysql
+def test_a_second_compute_host_joins_over_rabbitmq_and_mariadb(tmp_path: Path) -> None:
+    """A compute agent in its own process (`stratus serve compute-agent --host`) takes builds."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    ensure_rabbitmq()
+    with mariadb_database() as url:
+        shared = {"STRATUS_DATABASE_URL": url,
+                  "STRATUS_BUS_URL": "amqp://guest:guest@127.0.0.1:5672/",
+                  "STRATUS_IDENTITY__SERVICE_PASSWORD": "stratus-test-service",
+                  "STRATUS_HYPERVISOR": "fake",
+                  "STRATUS_COMPUTE__HOST": "node1",
+                  "STRATUS_COMPUTE__HEARTBEAT_INTERVAL": "1"}
+        with CloudProcess(tmp_path / "a", env=shared) as cloud:
+            env = dict(cloud.env, STRATUS_DATA_DIR=str(tmp_path / "b"))
+            log = (tmp_path / "agent.log").open("wb")
+            agent = subprocess.Popen([sys.executable, "-m", "stratus", "serve", "compute-agent",
+                                      "--host", "node2"], env=env, stdout=log, stderr=log,
+                                     stdin=subprocess.DEVNULL)
+            try:
+                token = admin_token(cloud.url("identity"))
+                headers = {"X-Auth-Token": token, "OpenStack-API-Version": "compute 2.53"}
+                compute = cloud.url("compute") + "/v2.1"
+                deadline = time.monotonic() + 60
+                hosts: set[str] = set()
+                while time.monotonic() < deadline and hosts != {"node1", "node2"}:
+                    r = httpx.get(f"{compute}/os-hypervisors", headers=headers, timeout=10)
+                    hosts = {h["hypervisor_hostname"] for h in r.json()["hypervisors"]
+                             if h["state"] == "up"}
+                    time.sleep(0.5)
+                assert hosts == {"node1", "node2"}, (hosts, (tmp_path / "agent.log").read_text())
+                images = cloud.url("image") + "/v2/images"
+                r = httpx.post(images, headers=headers, timeout=10, json={
+                    "name": "tiny", "disk_format": "raw", "container_format": "bare"})
+                assert r.status_code == 201, r.text
+                image_id = r.json()["id"]
+                r = httpx.put(f"{images}/{image_id}/file", content=b"\0" * 4096, timeout=10,
+                              headers={**headers, "Content-Type": "application/octet-stream"})
+                assert r.status_code == 204, r.text
+                flavor = httpx.get(f"{compute}/flavors", headers=headers, timeout=10).json()
+                body = {"server": {"name": "on-node2", "flavorRef": flavor["flavors"][0]["id"],
+                                   "imageRef": image_id,
+                                   "networks": "none", "availability_zone": "nova:node2"}}
+                r = httpx.post(f"{compute}/servers", json=body, headers=headers, timeout=30)
+                assert r.status_code == 202, r.text
+                server_id = r.json()["server"]["id"]
+                server: dict[str, object] = {}
+                while time.monotonic() < deadline + 60:
+                    server = httpx.get(f"{compute}/servers/{server_id}", headers=headers,
+                                       timeout=10).json()["server"]
+                    if server["status"] in ("ACTIVE", "ERROR"):
+                        break
+                    time.sleep(0.3)
+                assert server["status"] == "ACTIVE", json.dumps(server)
+                assert server["OS-EXT-SRV-ATTR:host"] == "node2"
+            finally:
+                agent.terminate()
+                agent.wait(15)

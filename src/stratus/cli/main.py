@@ -104,11 +104,15 @@ def up(ctx: click.Context, verbose: bool) -> None:
 
 @cli.command()
 @click.argument("services", nargs=-1, required=True)
+@click.option("--host", help="This host's name for compute agents (compute.host).")
 @click.option("--verbose", "-v", is_flag=True)
 @click.pass_context
-def serve(ctx: click.Context, services: tuple[str, ...], verbose: bool) -> None:
+def serve(ctx: click.Context, services: tuple[str, ...], host: str | None, verbose: bool) -> None:
     """Run SERVICES in this process (multi-process / multi-host deployments)."""
-    settings = _settings(ctx, services=",".join(services))
+    overrides: dict[str, Any] = {"services": ",".join(services)}
+    if host:
+        overrides["compute"] = {"host": host}
+    settings = _settings(ctx, **overrides)
     _logging(settings, verbose)
     _serve(settings, banner=False)
 
