@@ -155,6 +155,8 @@ class ComputeSettings(_Section):
     quota_injected_files: int = Field(5, ge=-1)
     quota_injected_file_content_bytes: int = Field(10240, ge=-1)
     quota_injected_file_path_bytes: int = Field(255, ge=-1)
+    # Seconds a build waits for network-vif-plugged of its ports; 0 does not wait.
+    vif_plugging_timeout: float = Field(300.0, ge=0)
 
 
 class NetworkSettings(_Section):
@@ -174,6 +176,8 @@ class NetworkSettings(_Section):
     # when this process does not run the network-agent service itself.
     embedded_agent: bool = True
     host: str = ""  # agent host name; defaults to the machine's hostname
+    # Send os-server-external-events (vif plugged, network changed) to compute.
+    notify_compute: bool = True
     # Default quotas (-1 unlimited); per-project values live in the database.
     quota_network: int = Field(100, ge=-1)
     quota_subnet: int = Field(100, ge=-1)

@@ -243,3 +243,19 @@ async def test_every_service_migrates_into_one_shared_database(db: Database) -> 
     assert await migrate.upgrade(db) == services
     for service in services:
         assert await migrate.current(db, service) is not None
+
+
+async def test_sqlite_writers_queue_in_process_and_server_databases_do_not(db: Database) -> None:
+    inside = 0
+    most = 0
+
+    async def writer() -> None:
+        nonlocal inside, most
+        async with db.writer():
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    await asyncio.gather(*(writer() for _ in range(5)))
+    assert most == (1 if db.dialect == "sqlite" else 5)

@@ -276,8 +276,37 @@ class Migration(Base):
     dest_host: Mapped[str | None] = mapped_column(String(255), default=None)
     old_flavor_id: Mapped[int | None] = mapped_column(Integer, default=None)
     new_flavor_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Progress of a live migration as the source driver reports it (Nova's fields).
+    memory_total: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    memory_processed: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    memory_remaining: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    disk_total: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    disk_processed: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    disk_remaining: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    downtime_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Aggregate(Base):
+    """A host aggregate; its ``availability_zone`` metadata key makes it a zone."""
+
+    __tablename__ = "aggregates"
+
+    id: Mapped[int] = mapped_column(Integer, **_PK)  # type: ignore[arg-type]
+    uuid: Mapped[str] = mapped_column(ID, unique=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class AggregateHost(Base):
+    __tablename__ = "aggregate_hosts"
+
+    aggregate_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
 
 
 class ServerGroup(Base):

@@ -21,6 +21,7 @@ from stratus.api.policy import Policy
 from stratus.errors import BadRequest, NotFound
 from stratus.network import attributes as attrs
 from stratus.network import (
+    autoallocate,
     floatingips,
     networks,
     ports,
@@ -97,6 +98,8 @@ class NetworkAPI:
             Route("/v2.0/quotas/{project_id}", self.quota, methods=["GET", "PUT", "DELETE"]),
             Route("/v2.0/quotas/{project_id}/default", self.quota_default, methods=["GET"]),
             Route("/v2.0/quotas/{project_id}/details", self.quota_details, methods=["GET"]),
+            Route("/v2.0/auto-allocated-topology/{project_id}", self.auto_topology,
+                  methods=["GET", "DELETE"]),
         ]
         for action in ("add_router_interface", "remove_router_interface", "add_extraroutes",
                        "remove_extraroutes"):
@@ -303,6 +306,20 @@ class NetworkAPI:
         project = request.path_params["project_id"]
         return json({"quota": await self.store.read(
             lambda tx: quotas.details(tx, caller, project))})
+
+    # --- get-me-a-network ----------------------------------------------------------
+
+    async def auto_topology(self, request: Request) -> Response:
+        caller = self.caller(request)
+        project = request.path_params["project_id"]
+        if request.method == "DELETE":
+            await self.store.write(lambda tx: autoallocate.delete_(tx, caller, project))
+            return Response(status_code=204)
+        fields = [f for v in request.query_params.getlist("fields") for f in v.split(",")]
+        dry_run = "dry-run" in fields
+        item = await self.store.write(
+            lambda tx: autoallocate.get(tx, caller, project, dry_run=dry_run))
+        return json({"auto_allocated_topology": item})
 
     # --- discovery -------------------------------------------------------------
 

@@ -8,6 +8,8 @@ UPDATED = "2026-01-01T00:00:00-00:00"
 
 ALIASES: dict[str, tuple[str, str]] = {
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
+    "auto-allocated-topology": ("Auto Allocated Topology Services",
+                                "Auto Allocated Topology Services."),
     "binding": ("Port Binding", "Expose port bindings of a virtual port to external "
                 "application"),
     "external-net": ("Neutron external network", "Adds external network attribute to network "

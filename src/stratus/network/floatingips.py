@@ -139,6 +139,7 @@ async def create(tx: Tx, caller: Caller, body: dict[str, Any]) -> dict[str, Any]
                                    body.get("fixed_ip_address"))
         await bump(tx, m.floatingips, fip_id, assoc)
         tx.emit("router_update", router_id=assoc["router_id"])
+        tx.emit("port_changed", port_id=body["port_id"])
     return await show(tx, caller, fip_id)
 
 
@@ -156,6 +157,9 @@ async def update(tx: Tx, caller: Caller, fip_id: str, body: dict[str, Any]) -> d
     await bump(tx, m.floatingips, fip_id, values)
     for router_id in {fip.router_id, values.get("router_id")} - {None}:
         tx.emit("router_update", router_id=router_id)
+    if "port_id" in values:
+        for changed in {fip.port_id, values["port_id"]} - {None}:
+            tx.emit("port_changed", port_id=changed)
     return await show(tx, caller, fip_id)
 
 
@@ -167,3 +171,5 @@ async def delete_(tx: Tx, caller: Caller, fip_id: str) -> None:
     await ports.delete_(tx, caller, fip.floating_port_id, internal=True)
     if fip.router_id:
         tx.emit("router_update", router_id=fip.router_id)
+    if fip.port_id:
+        tx.emit("port_changed", port_id=fip.port_id)

@@ -220,3 +220,12 @@ project_locks = Table(
     Column("project_id", PROJECT, primary_key=True),
     Column("generation", Integer, nullable=False, default=0),
 )
+
+# One get-me-a-network topology per project; the primary key makes concurrent
+# first requests create exactly one (the loser's transaction retries and finds it).
+auto_allocated_topologies = Table(
+    "auto_allocated_topologies", metadata,
+    Column("project_id", PROJECT, primary_key=True),
+    Column("network_id", ID, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
+    Column("router_id", ID, nullable=True),
+)

@@ -11,7 +11,7 @@ from stratus.bus import Bus
 from stratus.bus.base import Target
 from stratus.network import messages as msg
 from stratus.network import models as m
-from stratus.network import ports
+from stratus.network import nova, ports
 from stratus.network.store import Event, Store, Tx
 
 log = logging.getLogger("stratus.network.rpc")
@@ -95,9 +95,11 @@ async def group_state(tx: Tx, sg_id: str) -> msg.SecurityGroupState:
 class Notifier:
     """Turns the events a transaction queued into agent messages, after commit."""
 
-    def __init__(self, bus: Bus, store_ref: list[Store]) -> None:
+    def __init__(self, bus: Bus, store_ref: list[Store],
+                 compute: nova.ComputeNotifier | None = None) -> None:
         self.bus = bus
         self.store_ref = store_ref
+        self.compute = compute
 
     async def __call__(self, events: list[Event]) -> None:
         store = self.store_ref[0]
@@ -126,17 +128,32 @@ class Notifier:
             await self.bus.fanout(topic, "security_group_update", group=msg.to_json(gstate))
         elif method == "network_update":
             return  # networks are realised when a port or DHCP needs them
+        elif method == "port_changed":  # addresses or floating IPs of a port changed
+            if self.compute is not None:
+                port = await store.read(lambda tx: _port_or_none(tx, payload["port_id"]))
+                if port is not None:
+                    await self.compute.send([nova.event_for(port, nova.CHANGED)])
+            return
         else:
             await self.bus.fanout(topic, method, **payload)
         await self.bus.notify(f"network.{method}", payload, publisher="network")
 
 
+async def _port_or_none(tx: Tx, port_id: str) -> dict[str, Any] | None:
+    try:
+        return await ports.show_internal(tx, port_id)
+    except Exception:  # noqa: BLE001 - deleted meanwhile
+        return None
+
+
 class ServerEndpoint:
     """What agents call on topic ``network-server``."""
 
-    def __init__(self, store: Store, bus: Bus) -> None:
+    def __init__(self, store: Store, bus: Bus,
+                 compute: nova.ComputeNotifier | None = None) -> None:
         self.store = store
         self.bus = bus
+        self.compute = compute
 
     async def report_port_status(self, port_id: str, status: str, host: str = "") -> bool:
         if status not in ("ACTIVE", "DOWN", "ERROR", "BUILD"):
@@ -146,6 +163,9 @@ class ServerEndpoint:
             await self.bus.notify(f"port.status.{status.lower()}", {
                 "port_id": port_id, "device_id": item["device_id"], "status": status,
                 "host": host, "device_owner": item["device_owner"]}, publisher="network")
+            if self.compute is not None and status in ("ACTIVE", "DOWN"):
+                name = nova.PLUGGED if status == "ACTIVE" else nova.UNPLUGGED
+                await self.compute.send([nova.event_for(item, name)])
         return item is not None
 
     async def sync(self, host: str) -> dict[str, Any]:

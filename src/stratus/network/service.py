@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 from stratus.api.app import build_app
 from stratus.api.auth import auth_middleware
@@ -12,6 +13,7 @@ from stratus.network import messages
 from stratus.network.access import policy_for
 from stratus.network.agent import AgentRunner
 from stratus.network.api import NetworkAPI
+from stratus.network.nova import ComputeNotifier
 from stratus.network.rpc import Notifier, ServerEndpoint
 from stratus.network.store import Store
 from stratus.runtime import Runtime, Service
@@ -27,7 +29,8 @@ class NetworkService(Service):
         settings = runtime.settings
         self.runtime = runtime
         ref: list[Store] = []
-        self.store = Store(runtime.db, settings.network, Notifier(runtime.bus, ref))
+        compute = ComputeNotifier(runtime) if settings.network.notify_compute else None
+        self.store = Store(runtime.db, settings.network, Notifier(runtime.bus, ref, compute))
         ref.append(self.store)
         api = NetworkAPI(self.store, policy_for(settings), settings.endpoint("network"),
                          settings.network.list_limit_max)
@@ -35,23 +38,35 @@ class NetworkService(Service):
             "network", api.routes(), metrics=runtime.metrics, style=FaultStyle.NEUTRON,
             max_body=settings.max_request_body,
             middleware=[auth_middleware(lambda: runtime.token_validator)])
-        self.endpoint = ServerEndpoint(self.store, runtime.bus)
+        self.endpoint = ServerEndpoint(self.store, runtime.bus, compute)
         self.listener: Listener | None = None
         embedded = (settings.network.embedded_agent and "network-agent" not in settings.services
                     and settings.dataplane in (Dataplane.NOOP, Dataplane.AUTO))
-        self.agent = AgentRunner(runtime.bus, settings.network.host) if embedded else None
+        self.agents = [AgentRunner(runtime.bus, host) for host in _agent_hosts(runtime)] \
+            if embedded else []
 
     async def start(self) -> None:
         self.listener = await self.runtime.bus.serve(Target(messages.SERVER_TOPIC),
                                                      self.endpoint)
-        if self.agent is not None:
-            await self.agent.start()
+        for agent in self.agents:
+            await agent.start()
 
     async def stop(self) -> None:
-        if self.agent is not None:
-            await self.agent.stop()
+        for agent in self.agents:
+            await agent.stop()
         if self.listener is not None:
             await self.listener.stop()
+
+
+def _agent_hosts(runtime: Runtime) -> list[str]:
+    """This host, plus every compute host of this all-in-one (fake hosts included):
+    a port bound to any of them must find an agent."""
+    settings = runtime.settings
+    hosts = [settings.network.host or socket.gethostname()]
+    if "compute-agent" in settings.services:
+        base = settings.compute.host or socket.gethostname()
+        hosts += [base] + [f"{base}-{i}" for i in range(2, settings.compute.fake_hosts + 1)]
+    return list(dict.fromkeys(hosts))
 
 
 class NetworkAgentService(Service):

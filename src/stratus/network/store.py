@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -70,9 +70,6 @@ class Store:
         self.cfg = cfg
         self.publish = publish
         self.max_attempts = max_attempts
-        # SQLite has one writer: queueing ours here beats its busy-handler backoff
-        # (sleeps of up to 100 ms), which made p99 of concurrent creates ~1 s.
-        self._serial = asyncio.Lock() if db.dialect == "sqlite" else None
 
     async def write(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         for attempt in range(1, self.max_attempts + 1):
@@ -100,7 +97,8 @@ class Store:
         raise AssertionError("unreachable")
 
     def _writer(self) -> AbstractAsyncContextManager[Any]:
-        return self._serial if self._serial is not None else nullcontext()
+        # One queue of writers per process on SQLite (see Database.writer).
+        return self.db.writer()
 
     async def read(self, fn: Callable[[Tx], Awaitable[T]]) -> T:
         async with self.db.session() as s:

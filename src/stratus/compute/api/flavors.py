@@ -107,8 +107,9 @@ async def create(deps: Deps, request: Request) -> Response:
         is_public=require_bool(body.get("os-flavor-access:is_public", True), "is_public"),
         description=body.get("description") if call.version >= "2.55" else None,
         extra_specs={})
-    if "id" in body and body["id"] is not None and (
-            not isinstance(body["id"], str) or not body["id"].strip()):
+    raw_id = body.get("id")
+    if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, (str, int))
+                               or not str(raw_id).strip()):
         raise BadRequest("Invalid flavor id.")
     try:
         async with deps.db.session() as session:
