@@ -12,6 +12,9 @@
 The load generator is a small keep-alive HTTP/1.1 client on raw asyncio
 streams, in its own process, so that the client is not what is measured.
 
+The machine may be shared: the 1-minute load average is printed before and
+after each measurement, so that figures taken under load can be told apart.
+
 Usage: .venv/bin/python bench/identity_tokens.py [--seconds 5] [--connections 8]
        [--services identity]
 """
@@ -102,10 +105,15 @@ def load(url: str, method: str, path: str, *, headers: dict[str, str] | None = N
     return dict(json.loads(out.stdout))
 
 
+def loadavg() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f}/{five:.2f}"
+
+
 def show(name: str, r: dict[str, float], baseline: dict[str, float] | None = None) -> None:
     ratio = f"  ({r['rps'] / baseline['rps']:.2f}x baseline)" if baseline else ""
     print(f"{name:44} {r['rps']:9.1f} req/s   p50 {r['p50']:7.2f} ms   p99 {r['p99']:7.2f} ms"
-          f"   statuses {r['statuses']}{ratio}")
+          f"   statuses {r['statuses']}{ratio}   [{loadavg()}]")
 
 
 def bcrypt_rate(rounds: int, threads: int, seconds: float) -> float:
@@ -190,7 +198,8 @@ def main() -> None:
                 app.wait()
 
             print(f"identity token benchmark: {os.cpu_count()} CPUs, {args.seconds:.0f}s per "
-                  f"run, {args.connections} connections, services: {','.join(services)}")
+                  f"run, {args.connections} connections, services: {','.join(services)}, "
+                  f"{loadavg()} (1/5 min) at start")
             show("baseline: minimal Starlette GET /", floor)
             load(url, "GET", "/v3/auth/tokens", headers={  # warm-up, not shown
                 "X-Auth-Token": token, "X-Subject-Token": token}, seconds=1,
@@ -211,11 +220,11 @@ def main() -> None:
             show(f"issue POST /v3/auth/tokens (bcrypt {rounds})", issue)
             print(f"{'baseline: bcrypt.checkpw, ' + str(threads) + ' threads':44} {raw:9.1f} "
                   f"checks/s  -> issue is {issue['rps'] / raw:.2f}x the bare hash rate; "
-                  f"Keystone anchor 4.4 req/s -> {issue['rps'] / 4.4:.2f}x")
+                  f"Keystone anchor 4.4 req/s -> {issue['rps'] / 4.4:.2f}x   [{loadavg()}]")
 
     rate, p50 = asyncio.run(in_process(min(args.seconds, 2)))
     print(f"{'validate in-process (runtime.token_validator)':44} {rate:9.0f} /s      "
-          f"p50 {p50:7.1f} µs")
+          f"p50 {p50:7.1f} µs   [{loadavg()}]")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """TEMPEST_SETUP for compute: two bootable (fake-driver) images, then the
-[compute] and [compute-feature-enabled] sections for a one-host all-in-one.
+[compute] and [compute-feature-enabled] sections for the all-in-one (migrations
+on when it runs two or more compute hosts, as run-compute.sh does).
 Reads STRATUS_AUTH_URL and STRATUS_ADMIN_PASSWORD; prints tempest.conf text."""
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ for name in ("tempest-image", "tempest-image-alt"):
               headers={**headers, "Content-Type": "application/octet-stream"}
               ).raise_for_status()
     ids.append(image["id"])
+compute_url = next(e["url"] for s in catalog if s["type"] == "compute" for e in s["endpoints"]
+                   if e["interface"] == "public")
+hosts = len(httpx.get(f"{compute_url}/os-hypervisors", headers={"X-Auth-Token": token}
+                      ).json()["hypervisors"])
+multi = "true" if hosts >= 2 else "false"  # migrations need a second compute host
 print(f"""
 [service_available]
 nova = true
@@ -43,16 +49,16 @@ min_microversion = 2.1
 max_microversion = 2.96
 build_timeout = 60
 build_interval = 1
-min_compute_nodes = 1
+min_compute_nodes = {hosts}
 
 [compute-feature-enabled]
 resize = true
-cold_migration = false
-live_migration = false
+cold_migration = {multi}
+live_migration = {multi}
 pause = true
 suspend = true
 shelve = true
-shelve_migrate = false
+shelve_migrate = {multi}
 rescue = true
 snapshot = true
 console_output = true
@@ -64,7 +70,7 @@ serial_console = false
 metadata_service = false
 config_drive = false
 personality = false
-block_migration_for_live_migration = false
+block_migration_for_live_migration = {multi}
 enable_instance_password = true
 stable_rescue = false
 hostname_fqdn_sanitization = true

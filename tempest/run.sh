@@ -10,6 +10,11 @@
 #   EXPECTED                                  expected-pass list (default: per REGEX, see below)
 #   CONCURRENCY                               tempest workers (default 2)
 #   TEMPEST_WS                                workspace (default tempest/workspace)
+#   SECURITY_COMPLIANCE                       true/false: run Tempest's security-compliance
+#                                             tests (default: true for identity runs on the
+#                                             throwaway cloud, which is then started with
+#                                             lockout after 2 failures for 5 s and a password
+#                                             history of 2, matching tempest.conf)
 #   TEMPEST_SETUP                             a command run once the cloud answers (with
 #                                             STRATUS_AUTH_URL and STRATUS_ADMIN_PASSWORD
 #                                             exported) that creates what a service's tests
@@ -27,6 +32,11 @@ REGEX=${1:-'^tempest\.api\.identity'}
 SERVICE=$(echo "$REGEX" | sed -n 's/.*api\\\.\([a-z]*\).*/\1/p')
 EXPECTED=${EXPECTED:-$ROOT/tempest/expected-pass-${SERVICE:-identity}.txt}
 CONCURRENCY=${CONCURRENCY:-2}
+if [ -z "${STRATUS_AUTH_URL:-}" ] && [ "${SERVICE:-identity}" = identity ]; then
+    SECURITY_COMPLIANCE=${SECURITY_COMPLIANCE:-true}
+fi
+SECURITY_COMPLIANCE=${SECURITY_COMPLIANCE:-false}
+LOCKOUT_ATTEMPTS=2 LOCKOUT_DURATION=5 UNIQUE_PASSWORDS=2
 
 if [ ! -x "$VENV/bin/tempest" ]; then
     echo "creating $VENV with tempest" >&2
@@ -57,6 +67,11 @@ PY
     export STRATUS_DATA_DIR=$DATA
     export STRATUS_IDENTITY__ADMIN_PASSWORD=${STRATUS_ADMIN_PASSWORD:-stratus-tempest-admin}
     export STRATUS_HYPERVISOR=${STRATUS_HYPERVISOR:-fake} STRATUS_DATAPLANE=${STRATUS_DATAPLANE:-noop}
+    if [ "$SECURITY_COMPLIANCE" = true ]; then
+        export STRATUS_IDENTITY__LOCKOUT_FAILURE_ATTEMPTS=$LOCKOUT_ATTEMPTS
+        export STRATUS_IDENTITY__LOCKOUT_DURATION=$LOCKOUT_DURATION
+        export STRATUS_IDENTITY__UNIQUE_LAST_PASSWORD_COUNT=$UNIQUE_PASSWORDS
+    fi
     "$ROOT/.venv/bin/python" -m stratus up >"$DATA/stratus.log" 2>&1 &
     STRATUS_PID=$!
     STRATUS_AUTH_URL=http://127.0.0.1:$STRATUS_PORTS__IDENTITY/v3
@@ -97,14 +112,18 @@ auth_version = v3
 region = RegionOne
 v3_endpoint_type = public
 default_domain_id = default
+user_lockout_failure_attempts = $LOCKOUT_ATTEMPTS
+user_lockout_duration = $LOCKOUT_DURATION
+user_unique_last_password_count = $UNIQUE_PASSWORDS
+user_minimum_password_age = 0
 
 [identity-feature-enabled]
 api_v2 = false
 api_v3 = true
-trust = false
+trust = true
 access_rules = true
-security_compliance = false
-api_extensions = OS-INHERIT,OS-EC2,OS-REVOKE
+security_compliance = $SECURITY_COMPLIANCE
+api_extensions = OS-INHERIT,OS-EC2,OS-REVOKE,OS-TRUST
 
 [service_available]
 nova = false

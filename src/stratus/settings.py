@@ -92,6 +92,18 @@ class IdentitySettings(_Section):
     auth_url: str = ""
     # How long after expiry `GET /v3/auth/tokens?allow_expired=1` still validates a token.
     allow_expired_window: int = Field(172800, ge=0, description="seconds, ?allow_expired")
+    # Keystone's [DEFAULT] list_limit: longer identity lists are cut, with "truncated": true.
+    list_limit: int = Field(0, ge=0, description="0 = unlimited")
+    # Trusts (OS-TRUST): how deep a trust may be redelegated.
+    max_redelegation_count: int = Field(3, ge=0)
+    # Keystone's [security_compliance]; 0 or "" disables each one.
+    lockout_failure_attempts: int = Field(0, ge=0)
+    lockout_duration: int = Field(1800, ge=1, description="seconds")
+    password_expires_days: int = Field(0, ge=0)
+    unique_last_password_count: int = Field(0, ge=0)
+    minimum_password_age: int = Field(0, ge=0, description="days")
+    password_regex: str = ""
+    password_regex_description: str = ""
 
 
 class ImageSettings(_Section):
@@ -107,7 +119,12 @@ class ImageSettings(_Section):
     verify_on_download: bool = True
     # Bytes gathered before a write+hash round; larger means fewer thread hops.
     write_chunk: int = Field(4 * 1024 * 1024, ge=64 * 1024)
-    read_chunk: int = Field(1024 * 1024, ge=64 * 1024)
+    read_chunk: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    # Write image data with O_DIRECT (where the filesystem allows): uploads are
+    # fsynced before use anyway, and skipping the page cache saves most of the
+    # CPU an upload spends besides hashing, and keeps a big upload from
+    # evicting everything else from the cache. First downloads read the disk.
+    direct_io: bool = True
     list_limit_default: int = Field(25, ge=1)
     list_limit_max: int = Field(1000, ge=1)
     disk_formats: tuple[str, ...] = ("ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2",
@@ -139,6 +156,8 @@ class ComputeSettings(_Section):
     # Seconds a shelved server keeps its host (0: offload at once, -1: never).
     shelved_offload_time: int = Field(0, ge=-1)
     power_sync_interval: float = Field(60.0, gt=0)
+    # How often a running live migration's progress is copied to its migration record.
+    migration_progress_interval: float = Field(1.0, gt=0)
     scheduler_max_attempts: int = Field(3, ge=1)
     scheduler_host_subset_size: int = Field(1, ge=1)
     ram_weight_multiplier: float = 1.0

@@ -39,7 +39,7 @@ def openstack(cloud: CloudProcess, *args: str, stdin: str | None = None,
         full_env["OS_CLOUD"] = cloud_name
     full_env.update(env or {})
     result = subprocess.run([OPENSTACK, *args], input=stdin, capture_output=True, text=True,
-                            env=full_env, timeout=120, check=False)
+                            env=full_env, timeout=int(os.environ.get("OSC_TIMEOUT", "120")), check=False)
     if check:
         assert result.returncode == 0, f"openstack {args}: {result.stderr}\n{result.stdout}"
     return result

@@ -5,11 +5,18 @@ It asks the process's :class:`TokenValidator` (identity's own in the
 all-in-one, a caching remote validator otherwise) and rejects the request
 with 401 when the token is missing or invalid. Paths in ``public`` (version
 documents, token issue) pass without a token.
+
+A request that also carries ``X-Service-Token`` is a service acting for a
+user: when that token validates to a user with the ``service`` role the
+context says ``is_service`` (policy: ``service:True``, ``rule:service_role``
+reads the roles as usual) and the user's token may have expired within
+``identity.allow_expired_window``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Protocol, runtime_checkable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,10 +50,33 @@ class AuthMiddleware:
         validator = self.validator()
         if validator is None:
             raise ServiceUnavailable("No identity service is configured to validate tokens.")
-        context = await validator.validate(token)
-        state["context"] = RequestContext(**{**context.__dict__,
+        is_service = False
+        service_token = _header(scope, b"x-service-token")
+        if service_token:
+            # As keystonemiddleware: a service token that does not validate fails the
+            # request; a valid one of a user without the service role is ignored.
+            service = await validator.validate(service_token)
+            is_service = service.has_role("service")
+        if is_service and isinstance(validator, ExpiredTokenValidator):
+            context = await validator.validate_allow_expired(token)
+        else:
+            context = await validator.validate(token)
+        state["context"] = RequestContext(**{**context.__dict__, "is_service": is_service,
                                              "request_id": state.get("request_id", "")})
         await self.app(scope, receive, send)
+
+
+@runtime_checkable
+class ExpiredTokenValidator(Protocol):
+    """A validator that can also accept a recently expired token.
+
+    Used for requests that carry a valid ``X-Service-Token`` of a user with the
+    ``service`` role, so that a long operation a service started for a user
+    (an image upload, a server boot) does not fail when the user's token
+    expires half-way; how long after expiry is ``identity.allow_expired_window``.
+    """
+
+    async def validate_allow_expired(self, token: str) -> RequestContext: ...
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -26,6 +26,16 @@ class ImageAPI(Protocol):
 
     async def delete(self, token: str, image_id: str) -> None: ...
 
+    async def list(self, token: str, **filters: str) -> list[dict[str, Any]]: ...
+
+    async def update(self, token: str, image_id: str,
+                     ops: list[dict[str, Any]]) -> dict[str, Any]: ...
+
+    async def service_token(self) -> str:
+        """This process's service-user token, for work no user token covers
+        (cleaning up after a restart)."""
+        ...
+
     def download(self, token: str, image_id: str) -> AsyncIterator[bytes]: ...
 
 
@@ -69,13 +79,43 @@ class RestImageAPI:
             await images.upload(image_id, chunks)
 
     async def delete(self, token: str, image_id: str) -> None:
+        from stratus.image.client import ImageServiceError
+
+        try:
+            async with self._client(token) as images:
+                await images.delete(image_id)
+        except ImageServiceError as exc:
+            raise _refusal(exc.status, exc.message) from None
+
+    async def list(self, token: str, **filters: str) -> list[dict[str, Any]]:
         async with self._client(token) as images:
-            await images.delete(image_id)
+            return await images.list(**filters)  # type: ignore[no-any-return]
+
+    async def update(self, token: str, image_id: str,
+                     ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """A JSON-patch update; the image service's refusal comes back as its status."""
+        from stratus.image.client import ImageServiceError
+
+        try:
+            async with self._client(token) as images:
+                return await images.update(image_id, ops)  # type: ignore[no-any-return]
+        except ImageServiceError as exc:
+            raise _refusal(exc.status, exc.message) from None
+
+    async def service_token(self) -> str:
+        return str((await self.runtime.service_headers())["X-Auth-Token"])
 
     async def download(self, token: str, image_id: str) -> AsyncIterator[bytes]:  # type: ignore[override]
         async with self._client(token) as images:
             async for chunk in images.read(image_id):
                 yield chunk
+
+
+def _refusal(status: int, message: str) -> Exception:
+    from stratus.errors import Forbidden, NotFound, OverQuota
+
+    kind = {403: Forbidden, 404: NotFound, 413: OverQuota}.get(status, BadRequest)
+    return kind(message)
 
 
 class MemoryImageAPI:
@@ -87,7 +127,10 @@ class MemoryImageAPI:
 
     def add(self, **fields: Any) -> str:
         image_id = fields.pop("id", None) or str(uuid.uuid4())
+        self._count = getattr(self, "_count", 0) + 1
+        created = f"2026-01-01T00:00:{self._count // 1000000:02d}.{self._count % 1000000:06d}Z"
         self.images[image_id] = {"id": image_id, "status": "active", "min_disk": 0,
+                                 "created_at": created, "updated_at": created,
                                  "min_ram": 0, "disk_format": "qcow2",
                                  "container_format": "bare", "name": "image", **fields}
         return image_id
@@ -109,6 +152,24 @@ class MemoryImageAPI:
     async def delete(self, token: str, image_id: str) -> None:
         self.images.pop(image_id, None)
         self.data.pop(image_id, None)
+
+    async def list(self, token: str, **filters: str) -> list[dict[str, Any]]:
+        return [dict(i) for i in self.images.values()
+                if all(str(i.get(k)) == v for k, v in filters.items())]
+
+    async def update(self, token: str, image_id: str,
+                     ops: list[dict[str, Any]]) -> dict[str, Any]:
+        image = self.images[image_id]
+        for op in ops:
+            key = op["path"].lstrip("/")
+            if op["op"] == "remove":
+                image.pop(key, None)
+            else:
+                image[key] = op["value"]
+        return dict(image)
+
+    async def service_token(self) -> str:
+        return "service"
 
     async def download(self, token: str, image_id: str) -> AsyncIterator[bytes]:  # type: ignore[override]
         yield self.data.get(image_id, b"")

@@ -14,9 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stratus.compute.lifecycle import Action, Outcome, Transition, transition
-from stratus.compute.models import Instance, InstanceAction, InstanceActionEvent, InstanceFault
+from stratus.compute.models import (
+    Instance,
+    InstanceAction,
+    InstanceActionEvent,
+    InstanceFault,
+    Migration,
+)
 from stratus.compute.states import PowerState, TaskState, VmState
 from stratus.db import Database
 from stratus.db.base import utcnow
@@ -207,3 +214,25 @@ def notification_payload(inst: Instance, **extra: Any) -> dict[str, Any]:
             "task_state": inst.task_state, "power_state": inst.power_state,
             "flavor": inst.flavor.get("name"), "image_uuid": inst.image_ref,
             "at": datetime.now(UTC).isoformat(), **extra}
+
+
+async def migration_record(db: Database, migration_uuid: str | None, **values: Any) -> None:
+    """Update a migration record (status, destination, progress); no-op without one."""
+    if not migration_uuid:
+        return
+    async with db.session() as session:
+        await session.execute(update(Migration).where(Migration.uuid == migration_uuid)
+                              .values(updated_at=utcnow(), **values))
+
+
+MIGRATION_IN_PROGRESS = ("pre-migrating", "migrating", "post-migrating", "queued", "preparing",
+                         "running", "accepted")
+
+
+async def close_migration(session: AsyncSession, migration_uuid: str) -> bool:
+    """Mark an in-progress migration ``error``; False when someone closed it first
+    (whoever closes it gives back what it held, exactly once)."""
+    result = await session.execute(update(Migration).where(
+        Migration.uuid == migration_uuid, Migration.status.in_(MIGRATION_IN_PROGRESS)).values(
+        status="error", updated_at=utcnow()))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

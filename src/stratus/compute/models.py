@@ -328,3 +328,14 @@ class ServerGroupMember(Base):
     group_id: Mapped[int] = mapped_column(
         Integer, ForeignKey("server_groups.id", ondelete="CASCADE"), primary_key=True)
     instance_uuid: Mapped[str] = mapped_column(ID, primary_key=True)
+
+
+class InstanceInfoCache(Base):
+    """An instance's ports as last read from the network service (Nova's info cache):
+    the server views read addresses here instead of calling the network service."""
+
+    __tablename__ = "instance_info_caches"
+
+    instance_uuid: Mapped[str] = mapped_column(ID, primary_key=True)
+    network_info: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

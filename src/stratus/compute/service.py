@@ -20,6 +20,7 @@ from stratus.bus import Listener, Target
 from stratus.compute import flavors, rpc, servicegroup
 from stratus.compute.api.common import POLICY_DEFAULTS, Deps
 from stratus.compute.images import ImageAPI, RestImageAPI
+from stratus.compute.network import RestNetworkAPI
 from stratus.runtime import Runtime, Service
 from stratus.settings import Hypervisor
 
@@ -38,6 +39,13 @@ def image_api(runtime: Runtime) -> ImageAPI:
     return RestImageAPI(runtime)
 
 
+def network_api(runtime: Runtime) -> RestNetworkAPI | None:
+    """The network service's REST API; tests without one put None in ``runtime.extras``."""
+    if "compute.network" in runtime.extras:
+        return runtime.extras["compute.network"]  # type: ignore[no-any-return]
+    return RestNetworkAPI(runtime)
+
+
 class ComputeAPIService(Service):
     name = "compute"
 
@@ -46,7 +54,8 @@ class ComputeAPIService(Service):
 
         self.runtime = runtime
         policy = Policy.for_service(runtime.settings, "compute", POLICY_DEFAULTS)
-        self.deps = Deps(runtime.settings, runtime.db, runtime.bus, policy, image_api(runtime))
+        self.deps = Deps(runtime.settings, runtime.db, runtime.bus, policy, image_api(runtime),
+                         network_api(runtime))
         self.app = routes.build(runtime, self.deps)
 
     async def start(self) -> None:
@@ -146,6 +155,8 @@ class ComputeAgentService(Service):
         self.hosts = [ComputeHost(name, self._driver(name), runtime.db, runtime.bus, images,
                                   settings.compute) for name in names]
         runtime.extras["compute.hosts"] = {h.host: h for h in self.hosts}
+        for h in self.hosts:
+            h.manager.network = network_api(runtime)
 
     def _driver(self, name: str) -> Any:
         if self.hypervisor == Hypervisor.QEMU:

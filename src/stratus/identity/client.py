@@ -88,16 +88,24 @@ class RemoteValidator:
         self._inflight: dict[str, asyncio.Future[RequestContext]] = {}
 
     async def validate(self, token: str) -> RequestContext:
-        hit = self._cache.get(token)
+        return await self._validate(token, allow_expired=False)
+
+    async def validate_allow_expired(self, token: str) -> RequestContext:
+        """For service-accompanied requests (``?allow_expired=1``)."""
+        return await self._validate(token, allow_expired=True)
+
+    async def _validate(self, token: str, *, allow_expired: bool) -> RequestContext:
+        key = ("expired:" + token) if allow_expired else token
+        hit = self._cache.get(key) or (self._cache.get(token) if allow_expired else None)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
-        pending = self._inflight.get(token)
+        pending = self._inflight.get(key)
         if pending is not None:  # many requests with one new token: ask once
             return await asyncio.shield(pending)
         future: asyncio.Future[RequestContext] = asyncio.get_running_loop().create_future()
-        self._inflight[token] = future
+        self._inflight[key] = future
         try:
-            context = await self._ask(token)
+            context = await self._ask(token, key, allow_expired)
             future.set_result(context)
             return context
         except BaseException as exc:
@@ -105,15 +113,16 @@ class RemoteValidator:
             future.exception()  # mark retrieved: waiters re-raise it themselves
             raise
         finally:
-            del self._inflight[token]
+            del self._inflight[key]
 
-    async def _ask(self, token: str) -> RequestContext:
+    async def _ask(self, token: str, key: str, allow_expired: bool) -> RequestContext:
         if self.client is None:
             self.client = httpx.AsyncClient(timeout=30)
+        url = self.url + ("&allow_expired=1" if allow_expired else "")
         for attempt in (1, 2):
             headers = {**await self.service_headers(), "X-Subject-Token": token}
             try:
-                resp = await self.client.get(self.url, headers=headers)
+                resp = await self.client.get(url, headers=headers)
             except httpx.HTTPError as exc:
                 raise ServiceUnavailable(f"cannot reach identity to validate a token: {exc}"
                                          ) from None
@@ -122,9 +131,11 @@ class RemoteValidator:
                 context = context_from_token(token, body)
                 expires = parse_time(body["expires_at"])
                 remaining = (expires - datetime.now(UTC)).total_seconds()
+                if allow_expired:
+                    remaining += self.settings.identity.allow_expired_window
                 if len(self._cache) >= self.MAX_CACHE:
                     self._cache.clear()
-                self._cache[token] = (context, time.monotonic() + min(self.ttl, remaining))
+                self._cache[key] = (context, time.monotonic() + min(self.ttl, remaining))
                 return context
             if resp.status_code == 404:
                 raise Unauthorized(AUTH_FAILED)

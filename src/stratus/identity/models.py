@@ -264,3 +264,23 @@ endpoint_groups = Table(
     Column("description", Text, nullable=True),
     Column("filters", JSON, nullable=False, default=dict),
 )
+
+# Security compliance: earlier password hashes (for unique_last_password_count) and
+# failed password logins (for lockout_failure_attempts). Rows exist only while those
+# options are on, so a default deployment never writes here.
+password_history = Table(
+    "identity_password_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", ID, ForeignKey("identity_users.id", ondelete="CASCADE"), nullable=False),
+    Column("password_hash", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_identity_password_history_user", "user_id"),
+)
+
+login_failures = Table(
+    "identity_login_failures", metadata,
+    Column("user_id", ID, ForeignKey("identity_users.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("count", Integer, nullable=False, default=0),
+    Column("last_failure_at", UTCDateTime, nullable=False),
+)

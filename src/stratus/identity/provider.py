@@ -25,6 +25,8 @@ from stratus.identity import models as m
 from stratus.identity.assignments import RoleTable, effective_role_ids, load_role_table
 from stratus.identity.catalog import build_catalog
 from stratus.identity.core import Identity, Row, find_row
+from stratus.identity.security import password_expires_at
+from stratus.identity.trusts import TrustUnusable, delegated_roles
 from stratus.identity.tokens import (
     DOMAIN,
     PROJECT,
@@ -143,7 +145,7 @@ class TokenProvider:
 
     def new_payload(self, user_id: str, methods: list[str], scope_kind: str | None,
                     scope_id: str | None, *, parent: TokenPayload | None = None,
-                    app_cred_id: str | None = None,
+                    app_cred_id: str | None = None, trust_id: str | None = None,
                     expires_at: datetime | None = None) -> TokenPayload:
         now = datetime.now(UTC)
         expiry = now + timedelta(seconds=self.idn.config.token_expiration)
@@ -154,7 +156,8 @@ class TokenProvider:
         audit_ids = (new_audit_id(),) + ((parent.audit_ids[-1],) if parent else ())
         return TokenPayload(user_id=user_id, methods=tuple(dict.fromkeys(methods)),
                             expires_at=expiry, issued_at=now, audit_ids=audit_ids,
-                            scope_kind=scope_kind, scope_id=scope_id, app_cred_id=app_cred_id)
+                            scope_kind=scope_kind, scope_id=scope_id, app_cred_id=app_cred_id,
+                            trust_id=trust_id)
 
     async def issue(self, payload: TokenPayload) -> ValidToken:
         token_id = self.idn.codec.issue(payload)
@@ -227,14 +230,32 @@ class TokenProvider:
         if payload.scope_kind in (PROJECT, DOMAIN) and (
                 scope_domain is None or not scope_domain["enabled"]):
             raise InvalidToken("the scope's domain is gone or disabled")
+        table = await self.role_table(s)
+        trust: Row | None = None
+        subjects = [payload]
+        if payload.trust_id:
+            trust = await find_row(s, m.trusts, id=payload.trust_id)
+            if trust is None or trust["trustee_user_id"] != payload.user_id:
+                raise InvalidToken("the trust is gone")
+            try:
+                role_ids = await delegated_roles(s, table, trust)
+            except TrustUnusable as exc:
+                raise InvalidToken(str(exc)) from None
+            # Whatever revokes the trustor's tokens revokes those acting for it.
+            subjects.append(replace(payload, user_id=trust["trustor_user_id"]))
+            if trust["impersonation"]:
+                user = await find_row(s, m.users, id=trust["trustor_user_id"])
+                assert user is not None  # delegated_roles checked it
+                user_domain = await find_row(s, m.domains, id=user["domain_id"])
+                if user_domain is None or not user_domain["enabled"]:
+                    raise InvalidToken("the trustor's domain is disabled")
+        else:
+            role_ids = await effective_role_ids(s, table, payload.user_id,
+                                                payload.scope_kind, payload.scope_id)
         domains = (user["domain_id"], scope_domain["id"] if scope_domain else None)
         for event in self._events:
-            if event.matches(payload, domains):
+            if any(event.matches(subject, domains) for subject in subjects):
                 raise InvalidToken("the token has been revoked")
-
-        table = await self.role_table(s)
-        role_ids = await effective_role_ids(s, table, payload.user_id, payload.scope_kind,
-                                            payload.scope_id)
         app_cred: Row | None = None
         if payload.app_cred_id:
             app_cred = await find_row(s, m.app_creds, id=payload.app_cred_id)
@@ -254,7 +275,7 @@ class TokenProvider:
             "methods": list(payload.methods),
             "user": {"id": user["id"], "name": user["name"],
                      "domain": {"id": user_domain["id"], "name": user_domain["name"]},
-                     "password_expires_at": None},
+                     "password_expires_at": password_expires_at(self.idn, user)},
             "audit_ids": list(payload.audit_ids),
             "expires_at": format_time(payload.expires_at),
             "issued_at": format_time(payload.issued_at),
@@ -274,6 +295,11 @@ class TokenProvider:
         if payload.scope_kind is not None:
             body["roles"] = roles
             catalog = await self.catalog(s, payload.project_id)
+        if trust is not None:
+            body["OS-TRUST:trust"] = {
+                "id": trust["id"], "impersonation": trust["impersonation"],
+                "trustee_user": {"id": trust["trustee_user_id"]},
+                "trustor_user": {"id": trust["trustor_user_id"]}}
         if app_cred is not None:
             body["application_credential"] = {
                 "id": app_cred["id"], "name": app_cred["name"],
@@ -301,6 +327,14 @@ class LocalValidator:
     async def validate(self, token: str) -> RequestContext:
         try:
             valid = await self.provider.validate(token)
+        except InvalidToken:
+            raise Unauthorized("The request you have made requires authentication.") from None
+        return valid.context
+
+    async def validate_allow_expired(self, token: str) -> RequestContext:
+        """For service-accompanied requests: expired within allow_expired_window is fine."""
+        try:
+            valid = await self.provider.validate(token, allow_expired=True)
         except InvalidToken:
             raise Unauthorized("The request you have made requires authentication.") from None
         return valid.context

@@ -21,6 +21,7 @@ from stratus.identity.core import (
     get_row,
     text,
 )
+from stratus.identity.security import check_strength, password_expires_at, remember_password
 
 # --- views ------------------------------------------------------------------
 
@@ -51,7 +52,8 @@ def domain_as_project_view(idn: Identity, row: Row) -> dict[str, Any]:
 def user_view(idn: Identity, row: Row) -> dict[str, Any]:
     out = {**(row.get("extra") or {}), "id": row["id"], "name": row["name"],
            "domain_id": row["domain_id"], "enabled": row["enabled"],
-           "password_expires_at": None, "options": row.get("options") or {},
+           "password_expires_at": password_expires_at(idn, row),
+           "options": row.get("options") or {},
            "links": idn.link(f"users/{row['id']}")}
     if row.get("default_project_id"):
         out["default_project_id"] = row["default_project_id"]
@@ -248,6 +250,7 @@ async def delete_project(s: AsyncSession, project_id: str) -> Row:
     await s.execute(delete(m.project_tags).where(m.project_tags.c.project_id == project_id))
     await s.execute(delete(m.app_creds).where(m.app_creds.c.project_id == project_id))
     await s.execute(delete(m.limits).where(m.limits.c.project_id == project_id))
+    await s.execute(delete(m.trusts).where(m.trusts.c.project_id == project_id))
     await s.execute(delete(m.projects).where(m.projects.c.id == project_id))
     return row
 
@@ -294,6 +297,8 @@ async def create_user(idn: Identity, s: AsyncSession, body: Mapping[str, Any],
         raise Conflict(f"Conflict occurred attempting to store user - Duplicate entry found "
                        f"with name {name} at domain ID {domain_id}.")
     password = text(body, "password", nullable=True, max_len=4096)
+    if password:
+        check_strength(idn, password)
     options = body.get("options") or {}
     if not isinstance(options, dict):
         raise BadRequest("Invalid input for field 'options': it must be an object.")
@@ -327,6 +332,9 @@ async def update_user(idn: Identity, s: AsyncSession, user_id: str,
         revoke = revoke or (row["enabled"] and not values["enabled"])
     if "password" in body:
         password = text(body, "password", nullable=True, max_len=4096)
+        if password:
+            check_strength(idn, password)
+        await remember_password(idn, s, user_id, row["password_hash"])
         values["password_hash"] = await idn.hasher.hash(password) if password else None
         values["password_created_at"] = utcnow()
         revoke = True
@@ -355,6 +363,10 @@ async def delete_user(s: AsyncSession, user_id: str) -> None:
     await s.execute(delete(m.app_creds).where(m.app_creds.c.user_id == user_id))
     await s.execute(delete(m.credentials).where(m.credentials.c.user_id == user_id))
     await s.execute(delete(m.access_rules).where(m.access_rules.c.user_id == user_id))
+    await s.execute(delete(m.password_history).where(m.password_history.c.user_id == user_id))
+    await s.execute(delete(m.login_failures).where(m.login_failures.c.user_id == user_id))
+    await s.execute(delete(m.trusts).where(or_(m.trusts.c.trustor_user_id == user_id,
+                                               m.trusts.c.trustee_user_id == user_id)))
     await s.execute(delete(m.users).where(m.users.c.id == user_id))
 
 

@@ -112,6 +112,20 @@ RULES: dict[str, str] = {
     "identity:create_limits": ADMIN,
     "identity:update_limit": ADMIN,
     "identity:delete_limit": ADMIN,
+    # trusts (OS-TRUST): the trustor makes them; both parties see them
+    "identity:create_trust": "user_id:%(trust.trustor_user_id)s",
+    "identity:list_trusts": READER,
+    "identity:list_trusts_for_trustor": f"{READER} or "
+                                        "user_id:%(target.trust.trustor_user_id)s",
+    "identity:list_trusts_for_trustee": f"{READER} or "
+                                        "user_id:%(target.trust.trustee_user_id)s",
+    "identity:get_trust": f"{READER} or user_id:%(target.trust.trustor_user_id)s or "
+                          "user_id:%(target.trust.trustee_user_id)s",
+    "identity:delete_trust": f"{ADMIN} or user_id:%(target.trust.trustor_user_id)s",
+    "identity:list_roles_for_trust": f"{READER} or user_id:%(target.trust.trustor_user_id)s "
+                                     "or user_id:%(target.trust.trustee_user_id)s",
+    "identity:get_role_for_trust": f"{READER} or user_id:%(target.trust.trustor_user_id)s "
+                                   "or user_id:%(target.trust.trustee_user_id)s",
     # the legacy policy API
     "identity:policies": ADMIN,
 }

@@ -25,6 +25,7 @@ from stratus.identity.routes import (
     limits,
     resources,
     roles,
+    trusts,
 )
 from stratus.identity.routes.common import Api
 from stratus.identity.rules import RULES
@@ -47,7 +48,7 @@ class IdentityService(Service):
         api = Api(idn, provider, Authenticator(idn, provider), policy)
         routes = [*auth.routes(api), *resources.routes(api), *roles.routes(api),
                   *catalog.routes(api), *credentials.routes(api), *limits.routes(api),
-                  *extensions.routes(api)]
+                  *extensions.routes(api), *trusts.routes(api)]
         self.app = build_app("identity", routes, metrics=runtime.metrics,
                              style=FaultStyle.KEYSTONE,
                              max_body=runtime.settings.max_request_body)

@@ -94,6 +94,17 @@ class ImageClient:
     async def create(self, **fields: Any) -> dict[str, Any]:
         return dict((await self._call("POST", "/v2/images", json=fields, ok=(201,))).json())
 
+    async def list(self, **filters: str) -> list[dict[str, Any]]:
+        """Every image matching ``filters`` (Glance's query filters), following pages."""
+        out: list[dict[str, Any]] = []
+        url: str | None = "/v2/images"
+        params: dict[str, str] | None = filters
+        while url:
+            page = (await self._call("GET", url, params=params)).json()
+            out.extend(page.get("images", []))
+            url, params = page.get("next"), None
+        return out
+
     async def update(self, image_id: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         resp = await self._call("PATCH", f"/v2/images/{image_id}", content=_json(ops),
                                 headers={"Content-Type": PATCH_TYPE})

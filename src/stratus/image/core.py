@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from stratus.api.context import RequestContext
 from stratus.bus import Bus
@@ -39,7 +39,8 @@ from stratus.image.formats import inspect, virtual_size
 from stratus.image.listing import ListQuery
 from stratus.image.policy import ImagePolicy, can_see, owns, target
 from stratus.image.repo import ImageRepo, Member, Task, utcnow_aware
-from stratus.image.store import DataCorrupt, FileStore, SizeLimitExceeded, StoredData, upload_tag
+from stratus.image.store import DataCorrupt, FileStore, StoredData, upload_tag
+from stratus.image.usage import UsageLedger
 from stratus.settings import ImageSettings
 
 log = logging.getLogger("stratus.image")
@@ -47,6 +48,13 @@ log = logging.getLogger("stratus.image")
 IMPORT_METHODS = ("glance-direct",)
 UPLOAD_PREFIX = "upload:"  # location while a write is in flight: upload:<host>.<pid>
 STAGED_PREFIX = "staged:"  # location of staged data: staged:file:///...
+# An upload of unknown length reserves quota in steps of at least this much,
+# so that a 2 GiB upload costs a few dozen quota updates, not thousands.
+RESERVE_STEP = 64 * 1024 * 1024
+
+
+class Reserver(Protocol):
+    async def __call__(self, needed: int, exact: bool = False) -> int: ...
 
 
 class ImageDataCorrupt(StratusError):
@@ -71,6 +79,7 @@ class ImageCore:
         self.bus = bus
         self.settings = settings
         self.formats = Formats(settings.disk_formats, settings.container_formats)
+        self.usage = UsageLedger(repo.db)
         self._background: set[asyncio.Task[None]] = set()
 
     # -- helpers --------------------------------------------------------------
@@ -104,12 +113,25 @@ class ImageCore:
                             "another project.")
         return image
 
-    async def _remaining_bytes(self, owner: str | None) -> int | None:
-        quota = self.settings.image_size_total_quota
-        if quota < 0:
-            return None
-        _, used = await self.repo.usage(owner)
-        return max(quota - used, 0)
+    def _reserver(self, image: Image) -> Reserver:
+        """Book quota for an upload of ``image`` as its data arrives (see usage.py)."""
+        limit = self.settings.image_size_total_quota
+        held = 0
+
+        async def reserve(needed: int, exact: bool = False) -> int:
+            nonlocal held
+            if needed <= held:
+                return held
+            tries = (needed - held,) if exact else (max(needed - held, RESERVE_STEP),
+                                                    needed - held)
+            for more in dict.fromkeys(tries):
+                if await self.usage.reserve(image.id, image.owner, more, limit):
+                    held += more
+                    return held
+            raise OverQuota(f"Denying upload of image {image.id}: {needed} bytes exceed the "
+                            f"image storage quota of project {image.owner} ({limit} bytes).")
+
+        return reserve
 
     # -- images ---------------------------------------------------------------
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> Image:
@@ -215,7 +237,7 @@ class ImageCore:
             raise BadRequest(f"Image data rejected: {found.unsafe}.")
 
     async def _begin_write(self, ctx: RequestContext, image_id: str, to: Status,
-                           content_length: int | None) -> tuple[Image, int | None, str]:
+                           content_length: int | None) -> tuple[Image, Reserver, str]:
         image = await self.owned(ctx, image_id, "upload_image")
         if image.disk_format is None or image.container_format is None:
             raise BadRequest("Properties disk_format, container_format must be set prior to "
@@ -223,37 +245,40 @@ class ImageCore:
         if image.status != Status.QUEUED:
             raise Conflict(f"Image status transition from '{image.status}' to '{to}' is not "
                            "allowed; data can only be uploaded to a queued image.")
-        max_size = await self._remaining_bytes(image.owner)
-        if max_size is not None and content_length is not None and content_length > max_size:
-            raise OverQuota(f"Denying upload of {content_length} bytes: it exceeds the image "
-                            f"storage quota ({max_size} bytes left).")
         tag = upload_tag()
         if not await self.repo.transition(image.id, Status.QUEUED, status=to,
                                           location=UPLOAD_PREFIX + tag):
             raise Conflict(f"Image {image_id} is already receiving data.")
-        return image, max_size, tag
+        reserve = self._reserver(image)
+        if content_length:
+            # Refuse an upload that cannot fit before reading any of it.
+            try:
+                await reserve(content_length, exact=True)
+            except BaseException:
+                await asyncio.shield(self.repo.transition(
+                    image.id, to, status=Status.QUEUED, location=None, end_upload=True))
+                raise
+        return image, reserve, tag
 
     async def _write(self, image: Image, chunks: AsyncIterable[bytes], area: str,
-                     max_size: int | None, tag: str, status: Status) -> StoredData:
+                     reserve: Reserver, tag: str,
+                     status: Status) -> StoredData:
         try:
-            return await self.store.add(image.id, chunks, area=area, max_size=max_size,
+            return await self.store.add(image.id, chunks, area=area, reserve=reserve,
                                         check_prefix=partial(self._check_prefix,
                                                              image.disk_format), tag=tag)
         except BaseException as exc:
             await asyncio.shield(self.repo.transition(image.id, status, status=Status.QUEUED,
-                                                      location=None))
-            if isinstance(exc, SizeLimitExceeded):
-                raise OverQuota(f"Denying upload: the image data exceeds the storage quota "
-                                f"({exc.limit} bytes left).") from None
+                                                      location=None, end_upload=True))
             log.info("upload of image %s did not complete: %r", image.id, exc)
             raise
 
     async def upload(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
                      content_length: int | None) -> Image:
-        image, max_size, tag = await self._begin_write(ctx, image_id, Status.SAVING,
-                                                       content_length)
+        image, reserve, tag = await self._begin_write(ctx, image_id, Status.SAVING,
+                                                      content_length)
         await self.notify("image.prepare", image)
-        data = await self._write(image, chunks, "images", max_size, tag, Status.SAVING)
+        data = await self._write(image, chunks, "images", reserve, tag, Status.SAVING)
         return await self._activate(image, data, Status.SAVING, data.location)
 
     async def _activate(self, image: Image, data: StoredData, source: Status,
@@ -262,7 +287,7 @@ class ImageCore:
         ok = await self.repo.transition(
             image.id, source, status=Status.ACTIVE, location=location, size=data.size,
             checksum=data.checksum, os_hash_algo=data.hash_algo, os_hash_value=data.hash_value,
-            virtual_size=vsize)
+            virtual_size=vsize, end_upload=True)
         if not ok:
             await self.store.delete(location)
             raise Conflict(f"Image {image.id} was deleted or changed while its data was "
@@ -275,14 +300,15 @@ class ImageCore:
 
     async def stage(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
                     content_length: int | None) -> None:
-        image, max_size, tag = await self._begin_write(ctx, image_id, Status.UPLOADING,
-                                                       content_length)
-        data = await self._write(image, chunks, "staging", max_size, tag, Status.UPLOADING)
+        image, reserve, tag = await self._begin_write(ctx, image_id, Status.UPLOADING,
+                                                      content_length)
+        data = await self._write(image, chunks, "staging", reserve, tag, Status.UPLOADING)
         # Keep the hashes computed while staging; import only moves the file.
         ok = await self.repo.transition(
             image.id, Status.UPLOADING, location=STAGED_PREFIX + data.location, size=data.size,
             checksum=data.checksum, os_hash_algo=data.hash_algo, os_hash_value=data.hash_value,
-            virtual_size=virtual_size(image.disk_format, inspect(data.prefix), data.size))
+            virtual_size=virtual_size(image.disk_format, inspect(data.prefix), data.size),
+            end_upload=True)
         if not ok:
             await self.store.delete(data.location)
             raise Conflict(f"Image {image_id} was deleted while its data was being staged.")
@@ -465,7 +491,8 @@ class ImageCore:
             if _writer_alive(tag, host, me):
                 continue
             if await self.repo.transition(image.id, (Status.SAVING, Status.UPLOADING),
-                                          status=Status.QUEUED, location=None):
+                                          status=Status.QUEUED, location=None,
+                                          end_upload=True):
                 fixed += 1
                 log.warning("image %s: interrupted upload undone, back to queued", image.id)
             await self.store.discard_partial(image.id, tag)

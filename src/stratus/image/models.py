@@ -98,3 +98,73 @@ image_tasks = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Index("ix_image_tasks_image_id", "image_id"),
 )
+
+# -- metadata definitions catalog (metadefs) ----------------------------------
+# Children hang off the namespace's surrogate id, so renaming a namespace
+# touches one row. Property and object definitions are JSON schema fragments
+# kept as text: nothing queries inside them.
+
+metadef_namespaces = Table(
+    "metadef_namespaces",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("namespace", String(80), nullable=False, unique=True),
+    Column("display_name", String(80), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("visibility", String(32), nullable=False),
+    Column("protected", Boolean, nullable=False, default=False),
+    Column("owner", String(255), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+metadef_resource_types = Table(
+    "metadef_resource_types",
+    metadata,
+    Column("name", String(80), primary_key=True),
+    Column("protected", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+def _child(name: str, *columns: Column) -> Table:  # type: ignore[type-arg]
+    return Table(
+        name,
+        metadata,
+        Column("namespace_id", String(36),
+               ForeignKey("metadef_namespaces.id", ondelete="CASCADE"), primary_key=True),
+        Column("name", String(80), primary_key=True),
+        *columns,
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+
+metadef_associations = _child("metadef_namespace_resource_types",
+                              Column("prefix", String(80), nullable=True),
+                              Column("properties_target", String(80), nullable=True))
+metadef_objects = _child("metadef_objects", Column("body", Text, nullable=False))
+metadef_properties = _child("metadef_properties", Column("body", Text, nullable=False))
+metadef_tags = _child("metadef_tags")
+
+# -- storage quota ---------------------------------------------------------
+# Bytes each project stores or is uploading. Uploads reserve bytes here as
+# they stream with a conditional UPDATE (used + n <= limit), so concurrent
+# uploads cannot overshoot the quota together; ``image_reservations`` says
+# how much each in-flight upload holds, so a crashed upload can give it back.
+
+image_usage = Table(
+    "image_usage",
+    metadata,
+    Column("project_id", String(255), primary_key=True),
+    Column("used_bytes", BigInteger, nullable=False, default=0),
+)
+
+image_reservations = Table(
+    "image_reservations",
+    metadata,
+    Column("image_id", String(36), primary_key=True),
+    Column("project_id", String(255), nullable=False),
+    Column("bytes", BigInteger, nullable=False, default=0),
+)

@@ -23,7 +23,8 @@ DEFAULTS: dict[str, str] = {
     "add_image": "rule:admin_required or rule:project_member",
     "set_image_owner": "rule:admin_required",
     "modify_image": "rule:admin_required or rule:project_member",
-    "delete_image": "rule:admin_required or rule:project_member",
+    # service_role: compute deletes the images a crash left half-made (no user token then)
+    "delete_image": "rule:admin_required or rule:project_member or rule:service_role",
     "upload_image": "rule:admin_required or rule:project_member or rule:service_role",
     "download_image": "role:reader or rule:admin_required or rule:service_role",
     "download_deactivated_image": "rule:admin_required",
@@ -38,6 +39,23 @@ DEFAULTS: dict[str, str] = {
     "get_members": "role:reader or rule:admin_required",
     "get_tasks": "rule:admin_required or rule:project_reader",
     "stores_info_detail": "rule:admin_required",
+    # Metadata definitions: everyone reads what they can see (public
+    # namespaces and their own project's), admins manage the catalog.
+    "metadef_default": "role:reader or rule:admin_required",
+    "metadef_admin": "rule:admin_required",
+    **{f"{verb}_metadef_{what}": "rule:metadef_default"
+       for verb in ("get",) for what in ("namespace", "namespaces", "object", "objects",
+                                         "property", "properties", "tag", "tags")},
+    **{f"{verb}_metadef_{what}": "rule:metadef_admin"
+       for verb, what in (("add", "namespace"), ("modify", "namespace"),
+                          ("delete", "namespace"), ("add", "object"), ("modify", "object"),
+                          ("delete", "object"), ("add", "property"), ("modify", "property"),
+                          ("remove", "property"), ("add", "tag"), ("add", "tags"),
+                          ("modify", "tag"), ("delete", "tag"), ("delete", "tags"))},
+    "list_metadef_resource_types": "rule:metadef_default",
+    "get_metadef_resource_type": "rule:metadef_default",
+    "add_metadef_resource_type_association": "rule:metadef_admin",
+    "remove_metadef_resource_type_association": "rule:metadef_admin",
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stratus.db import Database, compare_and_swap
 from stratus.db.base import utcnow
 from stratus.errors import BadRequest, Conflict
+from stratus.image import usage
 from stratus.image.domain import Image, MemberStatus, Status, Visibility
 from stratus.image.listing import ListQuery
 from stratus.image.models import image_members, image_properties, image_tags, image_tasks, images
@@ -122,7 +123,7 @@ class ImageRepo:
         """Write ``after``; 409 if the image changed status since ``before`` was read."""
         after.updated_at = utcnow_aware()
         values = {k: v for k, v in _values(after).items() if k not in ("status", "location")}
-        async with self.db.session() as session:
+        async with self.db.writer(), self.db.session() as session:
             ok = await compare_and_swap(session, images, {"id": before.id},
                                         {"status": str(before.status)}, values)
             if not ok:
@@ -130,20 +131,37 @@ class ImageRepo:
                                "retry the request.")
             if after.properties != before.properties or after.tags != before.tags:
                 await self._write_children(session, after)
+            if after.owner != before.owner and before.size:
+                await usage.adjust(session, before.owner, -before.size)
+                await usage.adjust(session, after.owner, before.size)
         return after
 
-    async def transition(self, image_id: str, expected: Status | Iterable[Status],
-                         **values: Any) -> bool:
-        """Compare-and-swap on status: set ``values`` only if the status is ``expected``."""
+    async def transition(self, image_id: str, expected: Status | Iterable[Status], *,
+                         end_upload: bool = False, **values: Any) -> bool:
+        """Compare-and-swap on status: set ``values`` only if the status is ``expected``.
+
+        A change of ``size`` is booked on the owner's storage usage, and with
+        ``end_upload`` the upload's byte reservation is dropped (whether the
+        swap happened or not), all in the same transaction.
+        """
         want: Any = (str(expected) if isinstance(expected, Status)
                      else tuple(str(s) for s in expected))
         values.setdefault("updated_at", utcnow_aware())
         for key in ("status",):
             if key in values:
                 values[key] = str(values[key])
-        async with self.db.session() as session:
-            return await compare_and_swap(session, images, {"id": image_id}, {"status": want},
-                                          values)
+        async with self.db.writer(), self.db.session() as session:
+            before = None
+            if "size" in values:
+                before = (await session.execute(select(images.c.owner, images.c.size)
+                                                .where(images.c.id == image_id))).first()
+            ok = await compare_and_swap(session, images, {"id": image_id}, {"status": want},
+                                        values)
+            if ok and before is not None:
+                await usage.adjust(session, before[0], (values["size"] or 0) - (before[1] or 0))
+            if end_upload:
+                await usage.release(session, image_id)
+            return ok
 
     async def set_tag(self, image_id: str, tag: str) -> None:
         async with self.db.session() as session:
@@ -165,10 +183,14 @@ class ImageRepo:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def delete(self, image_id: str) -> bool:
-        async with self.db.session() as session:
+        async with self.db.writer(), self.db.session() as session:
+            row = (await session.execute(select(images.c.owner, images.c.size)
+                                         .where(images.c.id == image_id))).first()
             for table in (image_properties, image_tags, image_members):
                 await session.execute(delete(table).where(table.c.image_id == image_id))
             result = await session.execute(delete(images).where(images.c.id == image_id))
+            if result.rowcount and row is not None and row[1]:  # type: ignore[attr-defined]
+                await usage.adjust(session, row[0], -row[1])
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def usage(self, owner: str | None) -> tuple[int, int]:

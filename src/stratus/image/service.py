@@ -11,6 +11,9 @@ from stratus.api.faults import FaultStyle
 from stratus.api.policy import Policy
 from stratus.image.api import routes
 from stratus.image.core import ImageCore
+from stratus.image.metadefs import routes as metadef_routes
+from stratus.image.metadefs.core import MetadefCore
+from stratus.image.metadefs.repo import MetadefRepo
 from stratus.image.policy import DEFAULTS, ImagePolicy
 from stratus.image.repo import ImageRepo
 from stratus.image.store import FileStore
@@ -27,7 +30,7 @@ def store_root(settings: Settings) -> Path:
 
 def build_store(settings: Settings) -> FileStore:
     return FileStore(store_root(settings), write_chunk=settings.image.write_chunk,
-                     read_chunk=settings.image.read_chunk)
+                     read_chunk=settings.image.read_chunk, direct_io=settings.image.direct_io)
 
 
 class ImageService(Service):
@@ -39,8 +42,10 @@ class ImageService(Service):
         policy = ImagePolicy(Policy.for_service(settings, "image", DEFAULTS))
         self.core = ImageCore(ImageRepo(runtime.db), self.store, policy, runtime.bus,
                               settings.image)
+        self.metadefs = MetadefCore(MetadefRepo(runtime.db), policy)
         self.app = build_app(
-            "image", routes(self.core, settings.image), metrics=runtime.metrics,
+            "image", routes(self.core, settings.image)
+            + metadef_routes.routes(self.metadefs), metrics=runtime.metrics,
             style=FaultStyle.GLANCE, max_body=settings.max_request_body,
             middleware=[auth_middleware(lambda: runtime.token_validator,
                                         public=("/", "/versions", "/healthz", "/metrics"))],

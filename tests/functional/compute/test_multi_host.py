@@ -94,15 +94,20 @@ def test_killed_in_the_middle_nothing_stays_transitional(tmp_path: Path) -> None
         upload_image(user)
         done = _create(user, "snapshotted")
         user.wait(done, "ACTIVE")
+        resized = _create(user, "resized")
+        source = user.wait(resized, "ACTIVE")["OS-EXT-SRV-ATTR:host"]
         control = cloud.data_dir / "fake-driver"
         control.mkdir(exist_ok=True)
         hostnames = [h["Hypervisor Hostname"] for h in user.osc("hypervisor", "list")]
         for host in hostnames:
             (control / f"{host}.json").write_text(json.dumps(
-                {"latency": {"spawn": 30, "snapshot": 30}}))
+                {"latency": {"spawn": 30, "snapshot": 30, "migrate": 30}}))
+        used_before = _used(user)
         user.osc("server", "image", "create", "--name", "interrupted", done)
+        user.osc("server", "resize", "--flavor", "m1.small", resized, parse=False)
         building = [_create(user, f"b{i}") for i in range(3)]
         time.sleep(1.0)
+        assert user.server(resized)["OS-EXT-STS:task_state"] == "resize_migrating"
         assert _transitional(user)
         assert cloud.proc is not None
         cloud.proc.send_signal(signal.SIGKILL)
@@ -117,5 +122,21 @@ def test_killed_in_the_middle_nothing_stays_transitional(tmp_path: Path) -> None
             assert s["status"] == "ERROR" and "Interrupted" in s["fault"]["message"]
         s = user.server(done)
         assert s["OS-EXT-STS:task_state"] is None and s["status"] in ("ACTIVE", "SHUTOFF")
+        # the snapshot's half-made image is gone
+        assert user.osc("image", "list", "--name", "interrupted") == []
+        # the resize is rolled back: on its source, old flavor, migration closed in error,
+        # nothing left claimed on the destination nor reserved in the quota
+        s = user.server(resized)
+        assert s["OS-EXT-SRV-ATTR:host"] == source and s["flavor"]["original_name"] == "m1.tiny"
+        migs = user.api("GET", f"/os-migrations?instance_uuid={resized}").json()["migrations"]
+        assert [m["status"] for m in migs] == ["error"]
+        tiny = user.api("GET", "/flavors/1").json()["flavor"]  # builds since: 3 tiny
+        assert _used(user) == (used_before[0] + 3 * tiny["ram"],
+                               used_before[1] + 3 * tiny["vcpus"])
     finally:
         cloud.stop()
+
+
+def _used(user: User) -> tuple[int, int]:
+    absolute = user.api("GET", "/limits").json()["limits"]["absolute"]
+    return absolute["totalRAMUsed"], absolute["totalCoresUsed"]

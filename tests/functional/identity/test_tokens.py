@@ -219,3 +219,15 @@ def test_tokens_issued_before_a_key_rotation_still_validate(keystone: Keystone,
     for token in (before, keystone.admin_token, fresh.headers["X-Subject-Token"]):
         resp = keystone.req("GET", "/auth/tokens", headers={"X-Subject-Token": token})
         assert resp.status_code == 200, resp.text
+
+
+def test_a_revoked_token_offered_as_proof_is_404(keystone: Keystone,
+                                                 tenants: tuple[Tenant, Tenant]) -> None:
+    tenant = tenants[0]
+    token, _ = keystone.login(tenant.member["name"], "pw-secret")
+    revoked = keystone.req("DELETE", "/auth/tokens", headers={"X-Subject-Token": token})
+    assert revoked.status_code == 204
+    resp = keystone.auth({"identity": {"methods": ["token"], "token": {"id": token}}})
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == 404
+    garbage = keystone.auth({"identity": {"methods": ["token"], "token": {"id": "garbage"}}})
+    assert garbage.status_code == 404

@@ -106,6 +106,7 @@ async def make_cloud(tmp_path: Path, **compute: Any) -> tuple[Cloud, rt.Runtime]
     runtime.token_validator = Tokens()
     images = MemoryImageAPI()
     runtime.extras["compute.images"] = images
+    runtime.extras.setdefault("compute.network", None)  # no network service here
     # Services read the override at build time: rebuild them with it in place.
     for name in list(runtime.services):
         runtime.services[name] = await rt.builder_for(name)(runtime)

@@ -227,3 +227,17 @@ async def test_create_backup_and_unshelve_deletes_the_shelved_image(cloud: Cloud
         await cloud.action(c, s["id"], "unshelve")
         await cloud.wait(c, s["id"], "ACTIVE")
         assert shelved[0] not in cloud.images.images
+
+
+async def test_create_backup_rotation_keeps_the_newest(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        s = await cloud.create(c)
+        made = []
+        for n in range(3):
+            resp = await cloud.action(c, s["id"], "createBackup", {
+                "name": f"bk{n}", "backup_type": "weekly", "rotation": 2})
+            assert resp.status_code == 202, resp.text
+            made.append(resp.json()["image_id"])
+            await cloud.wait(c, s["id"], "ACTIVE")
+        left = [i for i, v in cloud.images.images.items() if v.get("backup_type") == "weekly"]
+        assert sorted(left) == sorted(made[1:])

@@ -69,3 +69,52 @@ async def test_notifications_are_published_for_actions(cloud: Cloud) -> None:
         await asyncio.sleep(0.05)
     assert "instance.create.end" in events
     assert {"instance.pause.start", "instance.pause.end"} <= set(events)
+
+
+async def _wait_task(c: object, uuid: str, task: str) -> None:
+    for _ in range(500):
+        s = (await c.get(f"/servers/{uuid}")).json()["server"]  # type: ignore[attr-defined]
+        if s["OS-EXT-STS:task_state"] == task:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{uuid} never reached task_state {task}")
+
+
+async def test_interrupted_snapshot_deletes_its_queued_image(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        s = await cloud.create(c)
+        cloud.driver().latency["snapshot"] = 30
+        resp = await cloud.action(c, s["id"], "createImage", {"name": "snap"})
+        image_id = resp.json()["image_id"]
+        await _wait_task(c, s["id"], "image_uploading")
+        assert cloud.images.images[image_id]["status"] == "queued"
+        await next(iter(cloud.hosts.values())).recover()
+        assert image_id not in cloud.images.images
+        s = (await c.get(f"/servers/{s['id']}")).json()["server"]
+        assert s["status"] == "ACTIVE" and s["OS-EXT-STS:task_state"] is None
+
+
+async def test_interrupted_resize_closes_its_migration_and_frees_the_destination(
+        two_hosts: Cloud) -> None:
+    cloud = two_hosts
+    async with cloud.client("admin-p1") as c:
+        s = await cloud.create(c)
+        source = s["OS-EXT-SRV-ATTR:host"]
+        before = (await c.get("/limits")).json()["limits"]["absolute"]
+        cloud.driver(source).latency["migrate"] = 30
+        assert (await cloud.action(c, s["id"], "resize", {"flavorRef": "2"})).status_code == 202
+        await _wait_task(c, s["id"], "resize_migrating")
+        await cloud.hosts[source].recover()
+        s = (await c.get(f"/servers/{s['id']}")).json()["server"]
+        assert s["status"] == "ACTIVE" and s["OS-EXT-STS:task_state"] is None
+        assert s["OS-EXT-SRV-ATTR:host"] == source and s["flavor"]["original_name"] == "m1.tiny"
+        migs = (await c.get(f"/os-migrations?instance_uuid={s['id']}")).json()["migrations"]
+        assert [m["status"] for m in migs] == ["error"]
+        hv = (await c.get("/os-hypervisors/detail", headers={
+            "OpenStack-API-Version": "compute 2.87"})).json()["hypervisors"]
+        vms = {h["hypervisor_hostname"]: (h["running_vms"], h["memory_mb_used"]) for h in hv}
+        assert vms[source] == (1, 64)
+        assert [v for h, v in vms.items() if h != source] == [(0, 0)]
+        after = (await c.get("/limits")).json()["limits"]["absolute"]
+        assert after["totalRAMUsed"] == before["totalRAMUsed"]
+        assert after["totalCoresUsed"] == before["totalCoresUsed"]

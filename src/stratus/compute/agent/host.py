@@ -13,17 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from sqlalchemy import select, update
 
 from stratus.bus import Bus, Listener, Target
 from stratus.compute import rpc, servicegroup, teardown
+from stratus.compute.agent import recovery
 from stratus.compute.agent.manager import AgentManager
 from stratus.compute.images import ImageAPI
 from stratus.compute.instances import InstanceStore
 from stratus.compute.lifecycle import Recovery, action_for_task
 from stratus.compute.models import ComputeNode, Instance
-from stratus.compute.states import PowerState, TaskState, VmState, vm_state_for_power
+from stratus.compute.states import PowerState, VmState, vm_state_for_power
 from stratus.compute.virt.driver import Driver
 from stratus.db import Database
 from stratus.settings import ComputeSettings
@@ -39,6 +41,7 @@ class ComputeHost:
         self.db = db
         self.bus = bus
         self.settings = settings
+        self.images = images
         self.manager = AgentManager(host, driver, db, bus, images, settings)
         self.store = InstanceStore(db)
         self._listener: Listener | None = None
@@ -148,12 +151,28 @@ class ComputeHost:
             await self.driver.destroy(inst.uuid)
             await teardown.finalize_delete(self.db, inst)
             return
-        if task in (TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_UPLOADING):
-            pass  # the image record stays queued; the fault tells the user
+        values: dict[str, Any] = {}
+        if task in recovery.SNAPSHOT_TASKS:
+            left = await recovery.abandon_snapshot_images(self.images, inst.uuid)
+            if left:
+                reason += f"; image(s) {', '.join(left)} could not be deleted"
+        moved = False
+        if task in recovery.MIGRATION_TASKS:
+            values = await recovery.abandon_migration(self.db, inst)
+            moved = values.pop("moved")
         power = await self.driver.power_state(inst.uuid)
+        if task in recovery.MIGRATION_TASKS:
+            values["prior_vm_state"] = None
+            if not moved and power == PowerState.SHUTDOWN \
+                    and inst.prior_vm_state == VmState.ACTIVE.value:
+                # a cold migration stops the guest first: rolled back, it runs again
+                await self.driver.power_on(inst.uuid)
+                power = await self.driver.power_state(inst.uuid)
         current = VmState(inst.vm_state)
         vm = vm_state_for_power(power, current) if power != PowerState.NOSTATE else current
+        if moved:  # the guest left its source half-way: neither copy is known good
+            vm = VmState.ERROR
         log.warning("instance %s: %s; back to %s", inst.uuid, reason, vm.value)
         await self.store.update(inst.uuid, vm_state=vm.value, task_state=None,
-                                power_state=int(power))
+                                power_state=int(power), **values)
         await self.store.fault(inst.uuid, reason, host=self.host, code=500)

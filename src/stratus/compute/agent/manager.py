@@ -13,14 +13,15 @@ reports), so no handler repeats that logic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from stratus.bus import Bus
-from stratus.compute import teardown
+from stratus.compute import network, teardown
 from stratus.compute.images import ImageAPI
-from stratus.compute.instances import InstanceStore, notification_payload
+from stratus.compute.instances import InstanceStore, migration_record, notification_payload
 from stratus.compute.lifecycle import Action, Transition, transition
 from stratus.compute.models import Instance
 from stratus.compute.states import PowerState, TaskState, VmState
@@ -49,14 +50,17 @@ class Progress:
 
 
 def guest_spec(inst: Instance, flavor: dict[str, Any] | None = None,
-               image_id: str | None = None) -> GuestSpec:
+               image_id: str | None = None, vifs: list[network.Vif] | None = None) -> GuestSpec:
     f = flavor or inst.flavor
+    nics = tuple({"port_id": v["port_id"], "mac": v["mac"], "network_id": v["network_id"]}
+                 for v in vifs or [])
     return GuestSpec(uuid=inst.uuid, name=f"instance-{inst.id:08x}", vcpus=int(f["vcpus"]),
                      memory_mb=int(f["ram"]), root_gb=int(f["disk"]),
                      ephemeral_gb=int(f.get("ephemeral", 0)), swap_mb=int(f.get("swap", 0)),
                      image_id=image_id or inst.image_ref, user_data=inst.user_data,
                      metadata=dict(inst.metadata_ or {}), key_data=inst.key_data,
-                     hostname=inst.hostname, extra_specs=dict(f.get("extra_specs") or {}))
+                     hostname=inst.hostname, extra_specs=dict(f.get("extra_specs") or {}),
+                     nics=nics)
 
 
 class AgentManager:
@@ -71,6 +75,8 @@ class AgentManager:
         self.images = images
         self.settings = settings
         self.store = InstanceStore(db)
+        self.network: network.RestNetworkAPI | None = None  # set by the service wiring
+        self.vif_events = network.VifEvents()
 
     def image_source(self, token: str) -> ImageSource:
         def source(image_id: str) -> AsyncIterator[bytes]:
@@ -182,7 +188,8 @@ class AgentManager:
         await self._run(Action.REBUILD, uuid, request_id, work)
 
     async def snapshot_instance(self, uuid: str, request_id: str, token: str, image_id: str,
-                                backup: bool = False) -> None:
+                                backup: bool = False, backup_type: str | None = None,
+                                rotation: int | None = None) -> None:
         async def work(inst: Instance, progress: Progress) -> None:
             try:
                 if not backup:
@@ -191,8 +198,20 @@ class AgentManager:
             except BaseException:
                 await self._delete_image(token, image_id)
                 raise
+            if backup and rotation is not None:
+                await self._rotate_backups(token, uuid, backup_type or "", rotation)
         await self._run(Action.BACKUP if backup else Action.SNAPSHOT, uuid, request_id, work,
                         event_name="compute_snapshot_instance")
+
+    async def _rotate_backups(self, token: str, uuid: str, backup_type: str,
+                              rotation: int) -> None:
+        """Keep the newest ``rotation`` backups of this type of the instance (as Nova)."""
+        backups = await self.images.list(token, instance_uuid=uuid, image_type="backup",
+                                         backup_type=backup_type)
+        backups.sort(key=lambda i: str(i.get("created_at") or ""), reverse=True)
+        for old in backups[rotation:]:
+            log.info("rotating out backup %s of instance %s", old["id"], uuid)
+            await self._delete_image(token, old["id"])
 
     async def _stream_snapshot(self, uuid: str, token: str, image_id: str,
                                progress: Callable[..., Awaitable[None]]) -> None:
@@ -257,6 +276,7 @@ class AgentManager:
                                   request_id=request_id, host=self.host,
                                   event="compute_terminate_instance")
             return
+        await network.deallocate_for_instance(self.network, self.db, uuid)
         await teardown.finalize_delete(self.db, inst)
         await self.notify(inst, "delete.end")
 
@@ -278,13 +298,59 @@ class AgentManager:
         inst = await self.store.get(uuid)
         image_id = inst.shelved_image_id if inst.vm_state in (
             VmState.SHELVED_OFFLOADED, VmState.SHELVED) and inst.shelved_image_id else None
-        spec = guest_spec(inst, flavor, image_id)
         await self.driver.destroy(uuid)  # idempotent: a retried step starts clean
-        await self.driver.spawn(spec, self.image_source(token))
+
+        async def start(vifs: list[network.Vif]) -> None:
+            await self.driver.spawn(guest_spec(inst, flavor, image_id, vifs),
+                                    self.image_source(token))
+        await self._with_ports(inst, start)
         if not power_on:
             await self.driver.power_off(uuid)
             return int(PowerState.SHUTDOWN)
         return int(PowerState.RUNNING)
+
+    async def _with_ports(self, inst: Instance,
+                          start: Callable[[list[network.Vif]], Awaitable[None]]) -> None:
+        """Run ``start`` with the instance's ports bound here and plugged.
+
+        A first build creates the ports the request asked for; later spawns
+        (evacuate, unshelve) re-bind the existing ones. The waiter is set up
+        before binding, because the network service may report a port up at once.
+        A first build that fails removes the guest and the ports it created.
+        """
+        api = self.network
+        vifs = (await network.cached(self.db, [inst.uuid])).get(inst.uuid, [])
+        spec = inst.request_spec or {}
+        if api is None or (not vifs and not spec.get("networks")):
+            await start(vifs)
+            return
+        first = not vifs
+        if first:
+            vifs = await network.create_ports(api, inst, list(spec["networks"]),
+                                              list(spec.get("security_groups") or []))
+            await network.store_cache(self.db, inst.uuid, vifs)
+        try:
+            with self.vif_events.expect(inst.uuid, [v["port_id"] for v in vifs]) as futures:
+                pending = await network.bind(api, vifs, self.host)
+                await start(vifs)
+                await network.VifEvents.wait({p: futures[p] for p in pending if p in futures},
+                                             self.settings.vif_plugging_timeout)
+        except BaseException:
+            if first:
+                with contextlib.suppress(Exception):
+                    await self.driver.destroy(inst.uuid)
+                await network.deallocate_for_instance(api, self.db, inst.uuid)
+            raise
+        try:
+            await network.refresh_cache(api, self.db, inst.uuid)
+        except Exception:  # noqa: BLE001 - the next network-changed event refreshes it
+            log.warning("could not refresh the ports of %s", inst.uuid, exc_info=True)
+
+    async def external_instance_event(self, uuid: str, events: list[dict[str, Any]]) -> None:
+        """Events from the network service (via the compute API) for a guest here."""
+        for ev in events:
+            self.vif_events.deliver(uuid, ev.get("name", ""), ev.get("tag"),
+                                    ev.get("status", "completed"))
 
     async def destroy(self, uuid: str, keep_disks: bool = False) -> None:
         await self.driver.destroy(uuid, keep_disks=keep_disks)
@@ -298,18 +364,53 @@ class AgentManager:
     async def prepare_incoming(self, uuid: str, flavor: dict[str, Any], live: bool,
                                block_migration: bool) -> dict[str, Any]:
         inst = await self.store.get(uuid)
-        target = await self.driver.prepare_incoming(guest_spec(inst, flavor), live=live,
+        vifs = (await network.cached(self.db, [uuid])).get(uuid, [])
+        target = await self.driver.prepare_incoming(guest_spec(inst, flavor, vifs=vifs),
+                                                    live=live,
                                                     block_migration=block_migration)
         return {"host": target.host, "uri": target.uri,
                 "block_migration": target.block_migration, "extra": target.extra}
 
-    async def migrate_out(self, uuid: str, dest: dict[str, Any], live: bool) -> None:
-        await self.driver.migrate_out(uuid, MigrationTarget(**dest), live=live)
+    async def migrate_out(self, uuid: str, dest: dict[str, Any], live: bool,
+                          migration_uuid: str | None = None) -> dict[str, Any]:
+        """Send the guest; while a live migration runs, its progress is copied into
+        the migration record (what os-migrations shows). Returns the final stats."""
+        target = MigrationTarget(**dest)
+        if not (live and migration_uuid):
+            stats = await self.driver.migrate_out(uuid, target, live=live)
+            return stats.as_record() if stats else {}
+        reporter = asyncio.create_task(self._report_progress(uuid, migration_uuid))
+        try:
+            stats = await self.driver.migrate_out(uuid, target, live=live)
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+        return stats.as_record() if stats else {}
+
+    async def _report_progress(self, uuid: str, migration_uuid: str) -> None:
+        while True:
+            await asyncio.sleep(self.settings.migration_progress_interval)
+            try:
+                stats = await self.driver.migration_progress(uuid)
+                if stats is not None:
+                    await migration_record(self.db, migration_uuid, **stats.as_record())
+            except Exception:  # noqa: BLE001 - progress is informative, never fatal
+                log.debug("progress of the migration of %s unavailable", uuid, exc_info=True)
+
+    async def live_migration_abort(self, uuid: str) -> None:
+        await self.driver.live_migration_abort(uuid)
+
+    async def live_migration_force_complete(self, uuid: str) -> None:
+        await self.driver.live_migration_force_complete(uuid)
 
     async def finish_incoming(self, uuid: str, dest: dict[str, Any], flavor: dict[str, Any],
                               power_on: bool) -> int:
         inst = await self.store.get(uuid)
-        spec = guest_spec(inst, flavor)
+        vifs = (await network.cached(self.db, [uuid])).get(uuid, [])
+        if self.network is not None and vifs:  # the ports follow the guest here
+            await network.bind(self.network, vifs, self.host)
+        spec = guest_spec(inst, flavor, vifs=vifs)
         await self.driver.finish_incoming(spec, MigrationTarget(**dest), power_on=power_on)
         await self.driver.resize_disk(uuid, spec)
         return int(await self.driver.power_state(uuid))

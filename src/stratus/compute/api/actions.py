@@ -131,7 +131,7 @@ async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
         raise BadRequest("createBackup needs name, backup_type and rotation.")
     name = require_str(body, "name")
     backup_type = require_str(body, "backup_type")
-    require_int(body.get("rotation"), "rotation", 0)
+    rotation = require_int(body.get("rotation"), "rotation", 0)
     await _begin(call, inst, Action.BACKUP, "createBackup")
     try:
         image = await call.deps.images.create(call.ctx.token, {
@@ -141,10 +141,10 @@ async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
     except Exception:
         await call.deps.store.update(inst.uuid, task_state=None)
         raise
-    # TODO(issue 5): rotation (delete the oldest backups beyond ``rotation``).
     await call.deps.agents.cast(inst.host or "", "snapshot_instance", uuid=inst.uuid,
                                 request_id=call.request_id, token=call.ctx.token,
-                                image_id=image["id"], backup=True)
+                                image_id=image["id"], backup=True, backup_type=backup_type,
+                                rotation=rotation)
     headers = {"Location": f"{call.base.rsplit('/v2.1', 1)[0]}/images/{image['id']}"}
     if call.version >= "2.45":
         return ok({"image_id": image["id"]}, 202, headers)
@@ -370,7 +370,10 @@ async def rebuild(call: Call, inst: Instance, body: Any) -> Response:
                                 image_ref=image["id"])
     fresh = await call.instance(inst.uuid)
     view = server(fresh, await context_for(call, fresh), basic=call.version < "2.75")
+    if call.version >= "2.54":
+        view["key_name"] = fresh.key_name
     if call.version >= "2.57":
+        view.pop("OS-EXT-SRV-ATTR:user_data", None)  # rebuild shows it as user_data
         view["user_data"] = fresh.user_data
     view["adminPass"] = body.get("adminPass") or secrets.token_urlsafe(9)
     return ok({"server": view}, 202)
@@ -412,6 +415,22 @@ async def force_delete(call: Call, inst: Instance, body: Any) -> Response:
     return accepted()
 
 
+async def reset_state(call: Call, inst: Instance, body: Any) -> Response:
+    """Admin: force vm_state to ``active`` or ``error`` and clear the task (as Nova)."""
+    call.enforce("os_compute_api:servers:admin_action", {"project_id": inst.project_id})
+    state = body.get("state") if isinstance(body, dict) else None
+    if state not in ("active", "error"):
+        raise BadRequest("os-resetState needs 'state': 'active' or 'error'.")
+    await call.deps.store.update(inst.uuid, vm_state=state, task_state=None)
+    return accepted()
+
+
+async def restore(call: Call, inst: Instance, body: Any) -> Response:
+    # Deletes are immediate here (no reclaim window), so nothing is ever soft-deleted.
+    raise Conflict(f"Cannot 'restore' instance {inst.uuid} while it is in vm_state "
+                   f"{inst.vm_state}")
+
+
 ACTIONS: dict[str, tuple[Handler, str]] = {
     "os-start": (start, "2.1"),
     "os-stop": (stop, "2.1"),
@@ -440,9 +459,13 @@ ACTIONS: dict[str, tuple[Handler, str]] = {
     "os-getConsoleOutput": (console_output, "2.1"),
     "trigger_crash_dump": (crash_dump, "2.17"),
     "forceDelete": (force_delete, "2.1"),
+    "os-resetState": (reset_state, "2.1"),
+    "restore": (restore, "2.1"),
 }
 # Unlocked servers only for these (lock/unlock and reads are always allowed).
-_LOCK_EXEMPT = {"lock", "unlock", "os-getConsoleOutput"}
+_LOCK_EXEMPT = {"lock", "unlock", "os-getConsoleOutput", "os-resetState"}
+# Actions that make sense for a server with no host (building, error, offloaded).
+_HOSTLESS = ("unshelve", "forceDelete", "lock", "unlock", "os-resetState", "restore")
 
 
 async def dispatch(deps: Deps, request: Request) -> Response:
@@ -458,12 +481,10 @@ async def dispatch(deps: Deps, request: Request) -> Response:
     inst = await call.instance(request.path_params["server_id"], "os_compute_api:servers:action")
     if name not in _LOCK_EXEMPT:
         call.check_lock(inst, name)
-    if not inst.host and name not in ("unshelve", "forceDelete", "lock", "unlock") \
-            and inst.vm_state != VmState.SHELVED_OFFLOADED:
+    if not inst.host and name not in _HOSTLESS and inst.vm_state != VmState.SHELVED_OFFLOADED:
         raise Conflict(f"Cannot '{name}' instance {inst.uuid} while it is in vm_state "
                        f"{inst.vm_state}")
-    if inst.vm_state == VmState.SHELVED_OFFLOADED and name not in (
-            "unshelve", "forceDelete", "lock", "unlock"):
+    if inst.vm_state == VmState.SHELVED_OFFLOADED and name not in _HOSTLESS:
         raise Conflict(f"Cannot '{name}' instance {inst.uuid} while it is in vm_state "
                        f"{inst.vm_state}")
     return await handler(call, inst, body)

@@ -1,5 +1,6 @@
 """Operator APIs: os-services, os-hypervisors, os-availability-zone,
-os-migrations, os-server-external-events, os-simple-tenant-usage."""
+os-migrations, os-server-external-events, os-simple-tenant-usage (os-aggregates
+lives in :mod:`stratus.compute.api.aggregates`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy import delete, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stratus.compute import network
+from stratus.compute.aggregates import host_zones
 from stratus.compute.api.common import Call, Deps, ok, require_bool, require_str
 from stratus.compute.api.views import migration as migration_view
 from stratus.compute.api.views import ts_micro
@@ -22,11 +25,12 @@ from stratus.errors import BadRequest, NotFound
 # --- os-services -------------------------------------------------------------
 
 
-def _service_view(call: Call, s: Service) -> dict[str, Any]:
+def _service_view(call: Call, s: Service, zones: dict[str, str] | None = None
+                  ) -> dict[str, Any]:
+    default = call.deps.settings.compute.default_availability_zone
     out: dict[str, Any] = {
         "id": s.uuid if call.version >= "2.53" else s.id, "binary": s.binary, "host": s.host,
-        "zone": s.zone if s.binary != "nova-compute" else
-        call.deps.settings.compute.default_availability_zone,
+        "zone": s.zone if s.binary != "nova-compute" else (zones or {}).get(s.host, default),
         "status": "disabled" if s.disabled else "enabled",
         "state": "up" if is_up(s, call.deps.settings.compute.service_down_time) else "down",
         "updated_at": ts_micro(s.last_seen_up or s.updated_at),
@@ -47,7 +51,8 @@ async def services_index(deps: Deps, request: Request) -> Response:
         stmt = stmt.where(Service.binary == binary)
     async with deps.db.session() as session:
         rows = (await session.execute(stmt)).scalars().all()
-    return ok({"services": [_service_view(call, s) for s in rows]})
+        zones = await host_zones(session, deps.settings.compute.default_availability_zone)
+    return ok({"services": [_service_view(call, s, zones) for s in rows]})
 
 
 async def _service_by(call: Call, **where: Any) -> Service:
@@ -295,19 +300,24 @@ async def availability_zones(deps: Deps, request: Request) -> Response:
     detail = request.url.path.rstrip("/").endswith("/detail")
     if detail:
         call.enforce("os_compute_api:os-admin")
+    default = deps.settings.compute.default_availability_zone
     async with deps.db.session() as session:
         svcs = (await session.execute(select(Service))).scalars().all()
+        zone_of = await host_zones(session, default)
     down = deps.settings.compute.service_down_time
-    zone = deps.settings.compute.default_availability_zone
-    computes = [s for s in svcs if s.binary == "nova-compute"]
+    by_zone: dict[str, list[Service]] = {}
+    for s in svcs:
+        if s.binary == "nova-compute":
+            by_zone.setdefault(zone_of.get(s.host, default), []).append(s)
     zones: list[dict[str, Any]] = []
-    available = any(is_up(s, down) and not s.disabled for s in computes)
-    hosts: dict[str, Any] | None = None
-    if detail:
-        hosts = {s.host: {s.binary: {"available": is_up(s, down), "active": not s.disabled,
-                                     "updated_at": ts_micro(s.last_seen_up)}}
-                 for s in computes}
-    if computes:
+    for zone in sorted(by_zone, key=lambda z: (z != default, z)):
+        computes = by_zone[zone]
+        hosts: dict[str, Any] | None = None
+        if detail:
+            hosts = {s.host: {s.binary: {"available": is_up(s, down), "active": not s.disabled,
+                                         "updated_at": ts_micro(s.last_seen_up)}}
+                     for s in computes}
+        available = any(is_up(s, down) and not s.disabled for s in computes)
         zones.append({"zoneName": zone, "zoneState": {"available": available}, "hosts": hosts})
     if detail:
         internal: dict[str, Any] = {}
@@ -380,6 +390,8 @@ async def external_events(deps: Deps, request: Request) -> Response:
         raise BadRequest("'events' must be a non-empty list.")
     out = []
     found = False
+    for_agents: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    changed: list[str] = []
     for ev in events:
         if not isinstance(ev, dict) or ev.get("name") not in EVENT_NAMES or not isinstance(
                 ev.get("server_uuid"), str):
@@ -398,10 +410,18 @@ async def external_events(deps: Deps, request: Request) -> Response:
         else:
             result["code"] = 200
             found = True
-            # TODO(issue 5): route network-vif-plugged to the waiting agent.
+            if ev["name"] == "network-changed":
+                changed.append(inst.uuid)
+            else:  # the agent running the guest may be waiting for it (vif plugged)
+                for_agents.setdefault((inst.host, inst.uuid), []).append(result)
         out.append(result)
     if not found:
         raise NotFound("No instances found for any event")
+    for (host, uuid), evs in for_agents.items():
+        await deps.agents.cast(host, "external_instance_event", uuid=uuid, events=evs)
+    if deps.network is not None:
+        for uuid in dict.fromkeys(changed):
+            await network.refresh_cache(deps.network, deps.db, uuid)
     return ok({"events": out}, 200 if all(e["code"] == 200 for e in out) else 207)
 
 
@@ -410,11 +430,15 @@ async def external_events(deps: Deps, request: Request) -> Response:
 async def tenant_usage(deps: Deps, request: Request) -> Response:
     call = Call(deps, request)
     tenant = request.path_params.get("tenant_id")
+    if tenant is None and request.url.path.endswith("/"):
+        raise NotFound("Tenant usage needs a tenant id after the slash.")
     if tenant is None or tenant != call.project_id:
         call.enforce("os_compute_api:os-admin")
     now = utcnow()
     start = _time(call.query("start")) if call.query("start") else now - timedelta(days=1)
     end = _time(call.query("end")) if call.query("end") else now
+    if start > end:
+        raise BadRequest("Invalid start time: it is after the end time.")
     detailed = require_bool(call.query("detailed") or "0", "detailed")
     stmt = select(Instance).where((Instance.terminated_at.is_(None))
                                   | (Instance.terminated_at >= start),
@@ -452,14 +476,3 @@ async def tenant_usage(deps: Deps, request: Request) -> Response:
     if tenant:
         return ok({"tenant_usage": usages.get(tenant, {})})
     return ok({"tenant_usages": list(usages.values())})
-
-
-# --- os-aggregates --------------------------------------------------------------
-
-
-async def aggregates_index(deps: Deps, request: Request) -> Response:
-    """No host aggregates exist yet (the CLI reads this list in ``hypervisor show``)."""
-    call = Call(deps, request)
-    call.enforce("os_compute_api:os-admin")
-    # TODO(issue 5): aggregates CRUD, host membership and AZ-from-aggregate metadata.
-    return ok({"aggregates": []})

@@ -217,17 +217,30 @@ async def actions_show(deps: Deps, request: Request) -> Response:
 # --- servers/{id}/migrations (2.22+) ---------------------------------------------
 
 
+_IN_PROGRESS = ("queued", "preparing", "running")
+
+
 async def server_migrations(deps: Deps, request: Request) -> Response:
     call = Call(deps, request)
     call.enforce("os_compute_api:os-admin")
-    if call.version < "2.22":
-        raise NotFound("Server migrations need microversion 2.22 or later.")
+    if call.version < "2.22" or (request.method == "DELETE" and call.version < "2.24"):
+        raise NotFound("Server migrations need microversion 2.22 (abort: 2.24) or later.")
     inst = await call.instance(request.path_params["server_id"])
     mid = request.path_params.get("migration_id")
+    if request.method == "DELETE":
+        mig = await _live_migration(call, inst.uuid, mid or "")
+        # Nova aborts queued/preparing ones only from 2.65 on.
+        allowed = _IN_PROGRESS if call.version >= "2.65" else ("running",)
+        if mig.status not in allowed:
+            raise BadRequest(f"Migration {mid} of server {inst.uuid} is {mig.status}; it "
+                             "cannot be aborted now.")
+        await deps.agents.cast(mig.source_compute or "", "live_migration_abort",
+                               uuid=inst.uuid)
+        return Response(status_code=202)
     async with deps.db.session() as session:
         stmt = select(Migration).where(Migration.instance_uuid == inst.uuid,
                                        Migration.migration_type == "live-migration",
-                                       Migration.status.in_(("queued", "preparing", "running")))
+                                       Migration.status.in_(_IN_PROGRESS))
         if mid is not None:
             stmt = stmt.where(Migration.id == int(mid) if mid.isdigit() else False)
         rows = list((await session.execute(stmt)).scalars())
@@ -239,19 +252,45 @@ async def server_migrations(deps: Deps, request: Request) -> Response:
         v = {k: val for k, val in migration_view(m, call.base, call.version).items()
              if k not in ("links", "old_instance_type_id", "new_instance_type_id",
                           "migration_type", "instance_uuid")}
-        v.update(server_uuid=m.instance_uuid, memory_total_bytes=0, memory_processed_bytes=0,
-                 memory_remaining_bytes=0, disk_total_bytes=0, disk_processed_bytes=0,
-                 disk_remaining_bytes=0)
+        v["server_uuid"] = m.instance_uuid
+        for name in ("memory_total", "memory_processed", "memory_remaining", "disk_total",
+                     "disk_processed", "disk_remaining"):
+            v[f"{name}_bytes"] = getattr(m, name)
         views.append(v)
-    if request.method == "DELETE":
-        raise BadRequest(f"Migration {mid} of server {inst.uuid} cannot be aborted now.")
     if mid is not None:
         return ok({"migration": views[0]})
     return ok({"migrations": views})
 
 
+async def _live_migration(call: Call, uuid: str, mid: str) -> Migration:
+    async with call.deps.db.session() as session:
+        mig = await session.scalar(select(Migration).where(
+            Migration.instance_uuid == uuid, Migration.id == int(mid))) if mid.isdigit() \
+            else None
+    if mig is None:
+        raise NotFound(f"Migration {mid} of server {uuid} could not be found.")
+    if mig.migration_type != "live-migration":
+        raise BadRequest(f"Migration {mid} of server {uuid} is not a live migration.")
+    return mig
+
+
 async def migration_action(deps: Deps, request: Request) -> Response:
+    """``force_complete`` (2.22+): make a running live migration converge now."""
     call = Call(deps, request)
     call.enforce("os_compute_api:os-admin")
+    if call.version < "2.22":
+        raise NotFound("Forcing a live migration to complete needs microversion 2.22.")
     inst = await call.instance(request.path_params["server_id"])
-    raise BadRequest(f"No live migration of server {inst.uuid} can be forced to complete now.")
+    body = await call.body()
+    if set(body) != {"force_complete"}:
+        raise BadRequest("The only migration action is 'force_complete'.")
+    mig = await _live_migration(call, inst.uuid, request.path_params["migration_id"])
+    if inst.task_state != "migrating":
+        raise Conflict(f"Cannot 'force_complete' instance {inst.uuid} while it is in "
+                       f"task_state {inst.task_state}")
+    if mig.status != "running":
+        raise BadRequest(f"Migration {mig.id} of server {inst.uuid} is {mig.status}, not "
+                         "running; it cannot be forced to complete.")
+    await deps.agents.cast(mig.source_compute or "", "live_migration_force_complete",
+                           uuid=inst.uuid)
+    return Response(status_code=202)

@@ -18,6 +18,7 @@ from stratus.compute.api.microversion import Version, version_of
 from stratus.compute.images import ImageAPI
 from stratus.compute.instances import InstanceStore
 from stratus.compute.models import Instance
+from stratus.compute.network import RestNetworkAPI
 from stratus.compute.rpc import AgentAPI, ConductorAPI
 from stratus.db import Database
 from stratus.errors import BadRequest, Conflict, NotFound
@@ -65,6 +66,7 @@ class Deps:
     bus: Bus
     policy: Policy
     images: ImageAPI
+    network: RestNetworkAPI | None = None
 
     def __post_init__(self) -> None:
         self.store = InstanceStore(self.db)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, and_, or_, select
 from starlette.responses import Response
 
+from stratus.compute import network
 from stratus.compute.api.common import Call, ok, require_bool
 from stratus.compute.api.views import ServerContext, server, server_brief
 from stratus.compute.models import (
@@ -182,10 +183,12 @@ async def list_servers(call: Call, *, detail: bool) -> Response:
                 ServerGroup, ServerGroup.id == ServerGroupMember.group_id).where(
                 ServerGroupMember.instance_uuid.in_(uuids)))).all())
     admin = call.is_admin
+    vifs = await network.cached(call.deps.db, [i.uuid for i in rows]) if detail else {}
     for inst in rows:
         if detail:
             ctx = ServerContext(call.base, call.version, admin, faults.get(inst.uuid),
-                                tuple(sorted(tags.get(inst.uuid, []))), groups.get(inst.uuid))
+                                tuple(sorted(tags.get(inst.uuid, []))), groups.get(inst.uuid),
+                                vifs=tuple(vifs.get(inst.uuid, ())))
             page.append(server(inst, ctx, in_list=True))
         else:
             page.append(server_brief(inst, ServerContext(call.base, call.version, admin)))

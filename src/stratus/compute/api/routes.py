@@ -13,7 +13,18 @@ from starlette.types import ASGIApp
 from stratus.api.app import build_app
 from stratus.api.auth import auth_middleware
 from stratus.api.faults import FaultStyle
-from stratus.compute.api import actions, admin, children, flavors, quotas_groups, servers
+from stratus.compute.api import (
+    actions,
+    admin,
+    aggregates,
+    children,
+    flavors,
+    images,
+    interfaces,
+    legacy,
+    quotas_groups,
+    servers,
+)
 from stratus.compute.api.common import Deps
 from stratus.compute.api.microversion import MAX_VERSION, MIN_VERSION, MicroversionMiddleware
 from stratus.runtime import Runtime
@@ -40,6 +51,10 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
      children.server_migrations),
     ("/servers/{server_id}/migrations/{migration_id}/action", ["POST"],
      children.migration_action),
+    ("/servers/{server_id}/os-interface", ["GET"], interfaces.index),
+    ("/servers/{server_id}/os-interface", ["POST"], interfaces.attach),
+    ("/servers/{server_id}/os-interface/{port_id}", ["GET"], interfaces.show),
+    ("/servers/{server_id}/os-interface/{port_id}", ["DELETE"], interfaces.detach),
     ("/flavors", ["GET"], flavors.index),
     ("/flavors", ["POST"], flavors.create),
     ("/flavors/detail", ["GET"], flavors.detail),
@@ -80,8 +95,28 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
     ("/os-migrations", ["GET"], admin.migrations_index),
     ("/os-server-external-events", ["POST"], admin.external_events),
     ("/os-simple-tenant-usage", ["GET"], admin.tenant_usage),
-    ("/os-aggregates", ["GET"], admin.aggregates_index),
+    ("/os-aggregates", ["GET"], aggregates.index),
+    ("/os-aggregates", ["POST"], aggregates.create),
+    ("/os-aggregates/{aggregate_id}", ["GET"], aggregates.show),
+    ("/os-aggregates/{aggregate_id}", ["PUT"], aggregates.update),
+    ("/os-aggregates/{aggregate_id}", ["DELETE"], aggregates.remove),
+    ("/os-aggregates/{aggregate_id}/action", ["POST"], aggregates.action),
     ("/os-simple-tenant-usage/{tenant_id}", ["GET"], admin.tenant_usage),
+    ("/images", ["GET"], images.index),
+    ("/images/detail", ["GET"], images.detail),
+    ("/images/{image_id}", ["GET"], images.show),
+    ("/images/{image_id}", ["DELETE"], images.remove),
+    ("/images/{image_id}/metadata", ["GET", "PUT", "POST"], images.metadata),
+    ("/images/{image_id}/metadata/{key}", ["GET", "PUT", "DELETE"], images.metadata_item),
+    ("/extensions", ["GET"], legacy.extensions_index),
+    ("/extensions/{alias}", ["GET"], legacy.extensions_show),
+    ("/os-hosts", ["GET"], legacy.hosts_index),
+    ("/os-hosts/{host}", ["GET"], legacy.hosts_show),
+    ("/os-hosts/{host}", ["PUT"], legacy.hosts_update),
+    ("/os-hosts/{host}/{power_action:str}", ["GET"], legacy.hosts_power),
+    ("/os-instance_usage_audit_log", ["GET"], legacy.usage_audit_log),
+    ("/os-instance_usage_audit_log/{before}", ["GET"], legacy.usage_audit_log),
+    ("/servers/{server_id}/diagnostics", ["GET"], legacy.diagnostics),
 ]
 
 

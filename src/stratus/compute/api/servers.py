@@ -13,7 +13,8 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stratus.compute import quotas, teardown
+from stratus.compute import network, quotas, teardown
+from stratus.compute.aggregates import zone_names
 from stratus.compute.api import listing
 from stratus.compute.api.common import Call, Deps, check_metadata, ok, require_int, require_str
 from stratus.compute.api.views import ServerContext, server
@@ -89,20 +90,20 @@ async def find_image(call: Call, ref: Any, flavor: Flavor | None = None) -> dict
     return image
 
 
-def _networks(call: Call, body: dict[str, Any]) -> None:
+def _networks(call: Call, body: dict[str, Any]) -> str | list[network.Nic]:
     nets = body.get("networks")
-    if nets is None:
-        if call.version >= "2.37":
-            raise BadRequest("'networks' is a required property at microversion 2.37 and "
-                             "later: use \"none\", \"auto\" or a list.")
-        return
-    if nets == "none" or nets == []:
-        return
-    if nets == "auto" or isinstance(nets, list):
-        # TODO(issue 5): attach ports once the network service exists.
-        raise BadRequest("Networking is not available in this cloud yet: create servers "
-                         "with \"networks\": \"none\".")
-    raise BadRequest(f"Invalid input for field/attribute networks: {nets!r}")
+    return network.parse_request(nets, call.version, present=nets is not None)
+
+
+def _security_groups(value: Any) -> list[str]:
+    if value is None:
+        return ["default"]
+    if not isinstance(value, list) or not all(
+            isinstance(g, dict) and isinstance(g.get("name"), str) and g["name"].strip()
+            for g in value):
+        raise BadRequest("Invalid input for field/attribute security_groups: a list of "
+                         "{\"name\": ...} objects is required.")
+    return list(dict.fromkeys(g["name"].strip() for g in value)) or ["default"]
 
 
 def _user_data(value: Any) -> str | None:
@@ -154,7 +155,8 @@ async def create(deps: Deps, request: Request) -> Response:
     description = require_str(body, "description", required=False, allow_empty=True)
     if description is not None and call.version < "2.19":
         raise BadRequest("'description' needs microversion 2.19 or later.")
-    _networks(call, body)
+    requested = _networks(call, body)
+    sg_names = _security_groups(body.get("security_groups"))
     flavor = await find_flavor(call, body.get("flavorRef"))
     bdm = body.get("block_device_mapping_v2")
     image_ref = body.get("imageRef")
@@ -173,6 +175,9 @@ async def create(deps: Deps, request: Request) -> Response:
     max_count = require_int(body.get("max_count", min_count), "max_count", 1)
     if min_count > max_count:
         raise BadRequest("min_count must be <= max_count")
+    nics, max_count = await network.validate(
+        deps.network, call.ctx.token, call.project_id, requested, max_count, min_count,
+        is_admin=call.is_admin, version=call.version)
     tags = body.get("tags", [])
     if tags and call.version < "2.52":
         raise BadRequest("'tags' needs microversion 2.52 or later.")
@@ -189,7 +194,7 @@ async def create(deps: Deps, request: Request) -> Response:
         if key is None:
             raise BadRequest(f"Invalid key_name provided: {key_name}")
         key_data = key.public_key
-    az, force_host = _availability_zone(call, body.get("availability_zone"))
+    az, force_host = await _availability_zone(call, body.get("availability_zone"))
     hints = doc.get("OS-SCH-HNT:scheduler_hints") or doc.get("os:scheduler_hints") or {}
     if not isinstance(hints, dict):
         raise BadRequest("scheduler_hints must be an object")
@@ -251,7 +256,9 @@ async def create(deps: Deps, request: Request) -> Response:
                         config_drive="True" if body.get("config_drive") else "",
                         access_ip_v4=ip4, access_ip_v6=ip6,
                         reservation_id=reservation, launch_index=index,
-                        request_spec={"hints": hints})
+                        request_spec={"hints": hints,
+                                      "networks": [n.to_json() for n in nics],
+                                      "security_groups": sg_names})
                     session.add(inst)
                     for tag in dict.fromkeys(tags):
                         session.add(InstanceTag(instance_uuid=inst.uuid, tag=tag))
@@ -276,12 +283,12 @@ async def create(deps: Deps, request: Request) -> Response:
     first = instances[0]
     out: dict[str, Any] = {"id": first.uuid, "links": server(
         first, ServerContext(call.base, call.version, False), in_list=True)["links"],
-        "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}]}
+        "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": n} for n in sg_names]}
     out["adminPass"] = body.get("adminPass") or secrets.token_urlsafe(9)
     return ok({"server": out}, 202)
 
 
-def _availability_zone(call: Call, value: Any) -> tuple[str | None, str | None]:
+async def _availability_zone(call: Call, value: Any) -> tuple[str | None, str | None]:
     if value in (None, ""):
         return None, None
     if not isinstance(value, str):
@@ -292,7 +299,10 @@ def _availability_zone(call: Call, value: Any) -> tuple[str | None, str | None]:
         call.enforce("os_compute_api:servers:create:forced_host")
     default = call.deps.settings.compute.default_availability_zone
     if zone and zone != default:
-        raise BadRequest(f"The requested availability zone is not available: {zone}")
+        async with call.deps.db.session() as session:
+            known = await zone_names(session)
+        if zone not in known:
+            raise BadRequest(f"The requested availability zone is not available: {zone}")
     return zone or None, host
 
 
@@ -358,8 +368,9 @@ async def context_for(call: Call, inst: Instance) -> ServerContext:
             host_status = "MAINTENANCE"
     elif call.is_admin:
         host_status = ""
+    vifs = (await network.cached(call.deps.db, [inst.uuid])).get(inst.uuid, [])
     return ServerContext(call.base, call.version, call.is_admin, fault, tags, group,
-                         host_status)
+                         host_status, tuple(vifs))
 
 
 async def show(deps: Deps, request: Request) -> Response:
@@ -415,6 +426,7 @@ async def delete_instance(call: Call, inst: Instance) -> None:
     local = svc is None or not is_up(svc, deps.settings.compute.service_down_time)
     inst = await deps.store.begin(inst.uuid, Action.DELETE, allow_task=True)
     if local:  # nothing runs it, or its host is down: delete here (Nova's local delete)
+        await network.deallocate_for_instance(deps.network, deps.db, inst.uuid)
         await teardown.finalize_delete(deps.db, inst)
         return
     await deps.agents.cast(inst.host or "", "terminate_instance", uuid=inst.uuid,

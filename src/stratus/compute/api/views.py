@@ -13,6 +13,7 @@ from typing import Any
 
 from stratus.compute.api.microversion import Version
 from stratus.compute.models import Flavor, Instance, InstanceFault, Migration
+from stratus.compute.network import addresses, security_groups
 from stratus.compute.states import Status, status_of
 
 
@@ -42,6 +43,7 @@ class ServerContext:
     tags: tuple[str, ...] = ()
     group: str | None = None
     host_status: str = ""
+    vifs: tuple[dict[str, Any], ...] = ()  # the cached ports (compute.network)
 
 
 Getter = Callable[[Instance, ServerContext], Any]
@@ -102,7 +104,7 @@ SERVER_FIELDS: tuple[Field, ...] = (
     Field("flavor", _flavor),
     Field("created", lambda i, c: ts(i.created_at)),
     Field("updated", lambda i, c: ts(i.updated_at)),
-    Field("addresses", lambda i, c: {}),
+    Field("addresses", lambda i, c: addresses(list(c.vifs))),
     Field("accessIPv4", lambda i, c: i.access_ip_v4 or ""),
     Field("accessIPv6", lambda i, c: i.access_ip_v6 or ""),
     Field("links", lambda i, c: links(c.base, "servers", i.uuid)),
@@ -167,6 +169,9 @@ def server(inst: Instance, c: ServerContext, *, in_list: bool = False,
     fault = _fault(inst, c)
     if fault:
         out["fault"] = fault
+    groups = security_groups(list(c.vifs))
+    if groups and not basic:  # as Nova: only servers with ports show their groups
+        out["security_groups"] = groups
     if c.version >= "2.16" and c.is_admin and not c.host_status:
         out.pop("host_status", None)
     return out

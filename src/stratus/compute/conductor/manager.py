@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from stratus.bus import Bus
+from stratus.compute.aggregates import zone_of
 from stratus.compute.images import ImageAPI
 from stratus.compute.instances import InstanceStore, notification_payload
 from stratus.compute.lifecycle import Action, transition
@@ -64,6 +65,10 @@ class ConductorManager:
             await self.images.delete(token, image_id)
         except Exception:  # noqa: BLE001 - an image left behind is not a failed unshelve
             log.warning("could not delete shelved image %s", image_id)
+
+    async def _zone_of(self, host: str) -> str:
+        async with self.db.session() as session:
+            return await zone_of(session, host, self.settings.default_availability_zone)
 
     async def _set_migration(self, migration_uuid: str | None, **values: Any) -> None:
         if not migration_uuid:
@@ -124,8 +129,7 @@ class ConductorManager:
         # TODO(issue 5): walk them when ports and volumes are attached here.
         if inst.task_state != T.SPAWNING.value and not await self.store.advance(
                 uuid, inst.task_state, T.SPAWNING, host=host, node=node,
-                availability_zone=inst.availability_zone
-                or self.settings.default_availability_zone):
+                availability_zone=inst.availability_zone or await self._zone_of(host)):
             raise RuntimeError(f"instance {uuid} changed while being built")
         power = await self.agents.call(host, "spawn", uuid=uuid, request_id=request_id,
                                        token=token)

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from stratus.compute import quotas
 from stratus.compute.conductor.flow import Flow
+from stratus.compute.instances import close_migration
 from stratus.compute.lifecycle import Action, Transition, transition
 from stratus.compute.states import PowerState, TaskState, VmState
+from stratus.compute.virt.driver import MigrationAborted
 from stratus.db.base import utcnow
+from stratus.errors import RemoteError
 
 if TYPE_CHECKING:
     from stratus.compute.conductor.manager import ConductorManager
@@ -51,6 +54,21 @@ async def _fail(c: ConductorManager, uuid: str, t: Transition, started_from: VmS
     await c.store.fail(inst, t, started_from=started_from, error=_message(exc),
                        request_id=request_id, event=event, **values)
     await c._notify(uuid, f"{t.action.value.lower()}.error", fault=_message(exc))
+
+
+def _aborted(exc: BaseException) -> bool:
+    return isinstance(exc, MigrationAborted) or (
+        isinstance(exc, RemoteError) and exc.exc_type == MigrationAborted.__name__)
+
+
+async def _cancelled(c: ConductorManager, uuid: str, t: Transition, started_from: VmState,
+                     request_id: str, migration_uuid: str, event: str) -> None:
+    """A live migration aborted by the operator (Nova: status ``cancelled``)."""
+    inst = await c.store.get(uuid)
+    await c._set_migration(migration_uuid, status="cancelled")
+    await c.store.finish(inst, t, started_from=started_from)
+    await c.store.event_finish(uuid, request_id, event, error="live migration aborted")
+    await c._notify(uuid, "live_migration_abort.end")
 
 
 async def _claim_destination(c: ConductorManager, uuid: str, spec: dict[str, Any],
@@ -126,7 +144,10 @@ async def cold_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
     try:
         await flow.run()
     except Exception as exc:  # noqa: BLE001
-        await _give_back(c, inst.project_id, _delta(old_flavor, flavor))
+        async with c.db.session() as session:  # an agent's recovery may have closed it
+            closed = await close_migration(session, migration_uuid)
+        if closed:
+            await _give_back(c, inst.project_id, _delta(old_flavor, flavor))
         extra: dict[str, Any] = {"prior_vm_state": None}
         if state["moved"]:  # the guest left the source: the instance is broken, say so
             extra.update(vm_state=VmState.ERROR.value)
@@ -222,7 +243,9 @@ async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
 
     async def migrate() -> None:
         await c._set_migration(migration_uuid, status="running")
-        await c.agents.call(source, "migrate_out", uuid=uuid, dest=state["target"], live=True)
+        stats = await c.agents.call(source, "migrate_out", uuid=uuid, dest=state["target"],
+                                    live=True, migration_uuid=migration_uuid)
+        await c._set_migration(migration_uuid, **(stats or {}))
 
     async def finish() -> None:
         state["power"] = await c.agents.call(state["pick"]["host"], "finish_incoming", uuid=uuid,
@@ -242,6 +265,9 @@ async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
     try:
         await flow.run()
     except Exception as exc:  # noqa: BLE001
+        if _aborted(exc):  # on request: no fault, the server just stays where it was
+            await _cancelled(c, uuid, t, started_from, request_id, migration_uuid, event)
+            return
         await _fail(c, uuid, t, started_from, request_id, exc, migration_uuid, event)
         return
     await c.scheduler.release(migration_uuid)
@@ -318,7 +344,7 @@ async def unshelve(c: ConductorManager, uuid: str, request_id: str, spec: dict[s
                 await c.store.update(uuid, host=None, node=None)
                 raise
             values = {"availability_zone": spec.get("availability_zone")
-                      or c.settings.default_availability_zone}
+                      or await c._zone_of(pick["host"])}
     except Exception as exc:  # noqa: BLE001
         await _fail(c, uuid, t, started_from, request_id, exc, None, event)
         return

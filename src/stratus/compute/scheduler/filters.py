@@ -14,7 +14,13 @@ A filter is a class with a ``name`` and one method::
 the reasons are counted per filter and become the "No valid host" message.
 ``applies`` (optional) says whether a request needs the filter at all, so a
 request without, say, a server group never pays for the group filters.
-Filters run in the order of :data:`DEFAULT_FILTERS`, cheapest first.
+``keep`` (optional) is the batch form the scheduler calls on the hot path:
+the hosts that pass, in order. Override it with a comprehension over plain
+attributes when the filter runs on every request (the resource filters do):
+over 10,000 hosts that is the difference between tens of milliseconds and a
+few. It must agree with ``reject``, which is only called to explain a
+NoValidHost. Filters run in the order of :data:`DEFAULT_FILTERS`, cheapest
+first.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ class Filter:
     def reject(self, host: HostState, spec: RequestSpec) -> str | None:
         raise NotImplementedError
 
+    def keep(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
+        return [h for h in hosts if self.reject(h, spec) is None]
+
 
 class ComputeFilter(Filter):
     name = "ComputeFilter"
@@ -41,6 +50,9 @@ class ComputeFilter(Filter):
         if not host.up:
             return "compute service down"
         return None
+
+    def keep(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
+        return [h for h in hosts if h.enabled and h.up]
 
 
 class IgnoreHostsFilter(Filter):
@@ -79,6 +91,10 @@ class VCPUFilter(Filter):
             return f"needs {spec.vcpus} vCPU, {max(host.free_vcpus, 0):g} free"
         return None
 
+    def keep(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
+        need = spec.vcpus
+        return [h for h in hosts if h.free_vcpus >= need]
+
 
 class RamFilter(Filter):
     name = "RamFilter"
@@ -88,6 +104,10 @@ class RamFilter(Filter):
             return f"needs {spec.memory_mb} MiB RAM, {max(host.free_memory_mb, 0):g} MiB free"
         return None
 
+    def keep(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
+        need = spec.memory_mb
+        return [h for h in hosts if h.free_memory_mb >= need]
+
 
 class DiskFilter(Filter):
     name = "DiskFilter"
@@ -96,6 +116,10 @@ class DiskFilter(Filter):
         if host.free_disk_gb < spec.disk_gb:
             return f"needs {spec.disk_gb} GiB disk, {max(host.free_disk_gb, 0):g} GiB free"
         return None
+
+    def keep(self, hosts: list[HostState], spec: RequestSpec) -> list[HostState]:
+        need = spec.disk_gb
+        return [h for h in hosts if h.free_disk_gb >= need]
 
 
 class ImagePropertiesFilter(Filter):

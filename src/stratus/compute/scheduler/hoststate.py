@@ -10,8 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(eq=False)
 class HostState:
+    """One host as the scheduler sees it. The free amounts are stored, not
+    computed per access: filters and weighers read them for every host of
+    every decision, so :meth:`recompute` runs when the used amounts change
+    (a claim in this process, or a refresh from the database)."""
+
     node_id: int
     host: str
     node: str
@@ -34,6 +39,12 @@ class HostState:
     enabled: bool = True
     up: bool = True
     aggregate_metadata: dict[str, str] = field(default_factory=dict)
+    free_vcpus: float = field(init=False, default=0.0)
+    free_memory_mb: float = field(init=False, default=0.0)
+    free_disk_gb: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.recompute()
 
     @property
     def vcpus_limit(self) -> float:
@@ -47,17 +58,10 @@ class HostState:
     def disk_limit(self) -> float:
         return (self.disk_gb - self.reserved_disk_gb) * self.disk_ratio
 
-    @property
-    def free_vcpus(self) -> float:
-        return self.vcpus_limit - self.vcpus_used
-
-    @property
-    def free_memory_mb(self) -> float:
-        return self.memory_limit - self.memory_mb_used
-
-    @property
-    def free_disk_gb(self) -> float:
-        return self.disk_limit - self.disk_gb_used
+    def recompute(self) -> None:
+        self.free_vcpus = self.vcpus_limit - self.vcpus_used
+        self.free_memory_mb = self.memory_limit - self.memory_mb_used
+        self.free_disk_gb = self.disk_limit - self.disk_gb_used
 
     def consume(self, spec: RequestSpec) -> None:
         """Account a claim locally so the next pick in this request sees it."""
@@ -65,6 +69,7 @@ class HostState:
         self.memory_mb_used += spec.memory_mb
         self.disk_gb_used += spec.disk_gb
         self.running_vms += 1
+        self.recompute()
 
 
 @dataclass

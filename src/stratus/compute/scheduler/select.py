@@ -39,18 +39,29 @@ class Rejections:
 def filter_hosts(hosts: list[HostState], spec: RequestSpec,
                  filters: tuple[Filter, ...] = DEFAULT_FILTERS
                  ) -> tuple[list[HostState], Rejections]:
-    passed: list[HostState] = []
-    rejected: dict[str, Counter[str]] = {}
+    """The hosts every applicable filter keeps, in order. The fast path runs
+    each filter's batch ``keep``; only when nothing passes are the hosts
+    walked again one by one to explain, per filter, who rejected what."""
     active = [f for f in filters if f.applies(spec)]
+    passed = hosts
+    for flt in active:
+        passed = flt.keep(passed, spec)
+        if not passed:
+            break
+    else:
+        return list(passed), Rejections(len(hosts), {})
+    return [], explain(hosts, spec, active)
+
+
+def explain(hosts: list[HostState], spec: RequestSpec, active: list[Filter]) -> Rejections:
+    rejected: dict[str, Counter[str]] = {}
     for host in hosts:
         for flt in active:
             reason = flt.reject(host, spec)
             if reason is not None:
                 rejected.setdefault(flt.name, Counter())[reason] += 1
                 break
-        else:
-            passed.append(host)
-    return passed, Rejections(len(hosts), rejected)
+    return Rejections(len(hosts), rejected)
 
 
 def rank(hosts: list[HostState], spec: RequestSpec, weighers: tuple[Weigher, ...],

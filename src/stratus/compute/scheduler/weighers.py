@@ -9,6 +9,10 @@ weigher's multiplier (from the settings), as Nova does::
 
         def weigh(self, host: HostState, spec: RequestSpec) -> float:
             return -host.running_vms
+
+``weigh_all`` is the batch form the scheduler calls (one number per host, in
+order, or ``None`` when the weigher has nothing to say about this request);
+weighers that run on every request override it with a comprehension.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ class Weigher:
     def weigh(self, host: HostState, spec: RequestSpec) -> float:
         raise NotImplementedError
 
+    def weigh_all(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        return [self.weigh(h, spec) for h in hosts]
+
 
 class RAMWeigher(Weigher):
     """Spread by free RAM (a negative multiplier stacks instead)."""
@@ -37,6 +44,9 @@ class RAMWeigher(Weigher):
     def weigh(self, host: HostState, spec: RequestSpec) -> float:
         return host.free_memory_mb
 
+    def weigh_all(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        return [h.free_memory_mb for h in hosts]
+
 
 class CPUWeigher(Weigher):
     name = "CPUWeigher"
@@ -44,12 +54,18 @@ class CPUWeigher(Weigher):
     def weigh(self, host: HostState, spec: RequestSpec) -> float:
         return host.free_vcpus
 
+    def weigh_all(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        return [h.free_vcpus for h in hosts]
+
 
 class DiskWeigher(Weigher):
     name = "DiskWeigher"
 
     def weigh(self, host: HostState, spec: RequestSpec) -> float:
         return host.free_disk_gb
+
+    def weigh_all(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        return [h.free_disk_gb for h in hosts]
 
 
 class ServerGroupSoftAffinityWeigher(Weigher):
@@ -60,6 +76,9 @@ class ServerGroupSoftAffinityWeigher(Weigher):
             return 0.0
         return float(spec.group_hosts.count(host.host))
 
+    def weigh_all(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        return super().weigh_all(hosts, spec) if spec.group_policy == "soft-affinity" else None
+
 
 class ServerGroupSoftAntiAffinityWeigher(Weigher):
     name = "ServerGroupSoftAntiAffinityWeigher"
@@ -69,22 +88,41 @@ class ServerGroupSoftAntiAffinityWeigher(Weigher):
             return 0.0
         return -float(spec.group_hosts.count(host.host))
 
+    def weigh_all(self, hosts: list[HostState], spec: RequestSpec) -> list[float] | None:
+        return (super().weigh_all(hosts, spec) if spec.group_policy == "soft-anti-affinity"
+                else None)
+
 
 def weigh(hosts: list[HostState], spec: RequestSpec, weighers: tuple[Weigher, ...],
           top: int | None = None) -> list[tuple[float, HostState]]:
-    """Hosts with their total weight, best first (only the best ``top`` if given)."""
-    totals = [0.0] * len(hosts)
+    """Hosts with their total weight, best first (only the best ``top`` if given).
+
+    Each weigher's numbers are normalised to 0..1 over the candidates, so the
+    total is a linear combination of the raw numbers: one coefficient and one
+    offset per weigher, summed in a single pass per weigher."""
+    totals: list[float] | None = None
     for weigher in weighers:
         if not weigher.multiplier:
             continue
-        raw = [weigher.weigh(h, spec) for h in hosts]
-        low, high = min(raw, default=0.0), max(raw, default=0.0)
+        raw = weigher.weigh_all(hosts, spec)
+        if not raw:
+            continue
+        low, high = min(raw), max(raw)
         span = high - low
         if span == 0:
             continue
-        for i, value in enumerate(raw):
-            totals[i] += weigher.multiplier * (value - low) / span
+        k = weigher.multiplier / span
+        if totals is None:
+            totals = [k * (v - low) for v in raw]
+        else:
+            totals = [t + k * (v - low) for t, v in zip(totals, raw)]
+    if totals is None:
+        totals = [0.0] * len(hosts)
     pairs = zip(totals, hosts)
     if top is not None and top < len(hosts):
-        return heapq.nlargest(top, pairs, key=lambda p: p[0])
+        return heapq.nlargest(top, pairs, key=_first)
     return sorted(pairs, key=lambda p: (-p[0], p[1].host))
+
+
+def _first(pair: tuple[float, HostState]) -> float:
+    return pair[0]

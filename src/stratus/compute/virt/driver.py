@@ -26,7 +26,13 @@ reference, and ``tests/unit/compute/test_fake_driver.py`` the contract test):
   guest there (``live`` keeps it running; downtime is the driver's to
   minimise), ``finish_incoming`` on the destination starts it. On failure the
   guest is still on the source in its previous power state and the agent
-  calls ``abort_incoming`` on the destination.
+  calls ``abort_incoming`` on the destination. ``migrate_out`` returns the
+  :class:`MigrationStats` of the finished migration (or None when it has
+  none); while a live migration runs, ``migration_progress`` reports how far
+  it is, ``live_migration_force_complete`` makes it converge now (pause the
+  guest, or post-copy) and ``live_migration_abort`` cancels it, after which
+  ``migrate_out`` raises :class:`MigrationAborted` with the guest still
+  running on the source.
 * ``console_output`` returns the tail of the serial console log.
 * ``host_resources`` reports what the host offers; the scheduler applies the
   allocation ratios and reserved amounts on top.
@@ -59,6 +65,10 @@ class NotSupported(DriverError):
     """The driver cannot do this operation at all (e.g. set the admin password)."""
 
 
+class MigrationAborted(DriverError):
+    """A live migration was cancelled on request; the guest still runs on the source."""
+
+
 @dataclass(frozen=True)
 class GuestSpec:
     """Everything a driver needs to build a guest; no database rows."""
@@ -77,6 +87,9 @@ class GuestSpec:
     admin_password: str | None = None
     hostname: str = ""
     extra_specs: dict[str, str] = field(default_factory=dict)
+    # The guest's network interfaces in order: {"port_id", "mac", "network_id"} each;
+    # a driver gives the guest NIC i the MAC of nics[i] (the port's address).
+    nics: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,26 @@ class MigrationTarget:
     uri: str  # e.g. tcp:127.0.0.1:49152 for QEMU, fake://host for the fake driver
     block_migration: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MigrationStats:
+    """How far a live migration is, in Nova's migration-record terms (bytes).
+
+    ``memory_*`` is guest RAM (total, sent so far, still dirty); ``disk_*`` the
+    block migration's disk copy (zero/None with shared storage);
+    ``downtime_ms`` the pause at switch-over, known once it completed."""
+
+    memory_total: int | None = None
+    memory_processed: int | None = None
+    memory_remaining: int | None = None
+    disk_total: int | None = None
+    disk_processed: int | None = None
+    disk_remaining: int | None = None
+    downtime_ms: int | None = None
+
+    def as_record(self) -> dict[str, int | None]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -179,8 +212,19 @@ class Driver(abc.ABC):
         """On the destination: get ready to receive ``spec`` (disks, listening QEMU)."""
 
     @abc.abstractmethod
-    async def migrate_out(self, uuid: str, target: MigrationTarget, *, live: bool) -> None:
+    async def migrate_out(self, uuid: str, target: MigrationTarget, *,
+                          live: bool) -> MigrationStats | None:
         """On the source: send the guest (memory and, if asked, disks) to ``target``."""
+
+    async def migration_progress(self, uuid: str) -> MigrationStats | None:
+        """On the source, during ``migrate_out(live=True)``: progress so far, if known."""
+        return None
+
+    async def live_migration_force_complete(self, uuid: str) -> None:
+        raise NotSupported("this hypervisor cannot force a live migration to complete")
+
+    async def live_migration_abort(self, uuid: str) -> None:
+        raise NotSupported("this hypervisor cannot abort a live migration")
 
     @abc.abstractmethod
     async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,

@@ -6,7 +6,9 @@ in three steps), so the control plane can be tested and benchmarked without
 a hypervisor. Two knobs for tests and benchmarks:
 
 * ``latency``: seconds to sleep per operation (``{"spawn": 0.5}``; key
-  ``"*"`` for all), to widen race windows or mimic a real host;
+  ``"*"`` for all), to widen race windows or mimic a real host; a live
+  migration with ``{"migrate": 5}`` stays in progress for five seconds,
+  reporting progress, and can be forced to complete or aborted meanwhile;
 * ``fetch_images``: read the image through the agent's image source at
   spawn (off by default: a fake guest's disk is a few bytes, not a copy);
 * failure injection: ``fail_next("spawn", 2)`` makes the next two spawns on
@@ -36,6 +38,8 @@ from stratus.compute.virt.driver import (
     GuestSpec,
     HostResources,
     ImageSource,
+    MigrationAborted,
+    MigrationStats,
     MigrationTarget,
     NotSupported,
     SnapshotSink,
@@ -53,6 +57,21 @@ class FakeGuest:
     rescued: bool = False
     console: list[str] = field(default_factory=list)
     password: str | None = None
+
+
+@dataclass
+class _LiveRun:
+    memory: int
+    disk: int
+    done: float = 0.0  # fraction sent
+    forced: bool = False
+    aborted: bool = False
+
+    def stats(self) -> MigrationStats:
+        mem, disk = int(self.memory * self.done), int(self.disk * self.done)
+        return MigrationStats(memory_total=self.memory, memory_processed=mem,
+                              memory_remaining=self.memory - mem, disk_total=self.disk,
+                              disk_processed=disk, disk_remaining=self.disk - disk)
 
 
 # Every fake host of this process, by name: lets migrations move guests.
@@ -76,6 +95,7 @@ class FakeDriver(Driver):
         self._control = control_dir / f"{host}.json" if control_dir else None
         self.calls: list[tuple[str, str]] = []  # (operation, uuid): for tests
         self._incoming: dict[str, FakeGuest] = {}
+        self._live_runs: dict[str, _LiveRun] = {}
         _REGISTRY[host] = self
 
     # --- test knobs -------------------------------------------------------
@@ -86,9 +106,15 @@ class FakeDriver(Driver):
     async def _op(self, operation: str, uuid: str = "") -> None:
         self.calls.append((operation, uuid))
         self._read_control()
-        delay = self.latency.get(operation, self.latency.get("*", 0.0))
+        delay = self._delay(operation)
         if delay:
             await asyncio.sleep(delay)
+        self._inject(operation)
+
+    def _delay(self, operation: str) -> float:
+        return self.latency.get(operation, self.latency.get("*", 0.0))
+
+    def _inject(self, operation: str) -> None:
         if self._failures.get(operation, 0) > 0:
             self._failures[operation] -= 1
             raise DriverError(f"injected failure of {operation} on fake host {self.host}")
@@ -142,7 +168,10 @@ class FakeDriver(Driver):
         self.guests[spec.uuid] = guest
         self._log(guest, f"[    0.000000] Linux version 6.1.0-fake ({spec.name})")
         self._log(guest, "[    0.100000] Command line: console=ttyS0 root=/dev/vda")
-        self._log(guest, "[    1.000000] virtio_net virtio0: fake NIC ready")
+        for i, nic in enumerate(spec.nics):
+            self._log(guest, f"[    1.000000] virtio_net virtio{i}: fake NIC {nic['mac']} ready")
+        if not spec.nics:
+            self._log(guest, "[    1.000000] virtio_net virtio0: fake NIC ready")
         self._log(guest, f"{spec.hostname or spec.name} login: ")
 
     async def destroy(self, uuid: str, *, keep_disks: bool = False) -> None:
@@ -222,15 +251,64 @@ class FakeDriver(Driver):
         return MigrationTarget(host=self.host, uri=f"fake://{self.host}",
                                block_migration=block_migration)
 
-    async def migrate_out(self, uuid: str, target: MigrationTarget, *, live: bool) -> None:
-        await self._op("migrate", uuid)
+    async def migrate_out(self, uuid: str, target: MigrationTarget, *,
+                          live: bool) -> MigrationStats | None:
+        stats = None
+        if live:
+            stats = await self._live(uuid, target)
+        else:
+            await self._op("migrate", uuid)
         guest = self._guest(uuid)
-        if live and guest.power not in (_P.RUNNING, _P.PAUSED):
-            raise DriverError("live migration needs a running or paused guest")
         destination = _REGISTRY.get(target.host)
         if destination is not None and destination is not self:
             destination._incoming[uuid] = guest
         del self.guests[uuid]
+        return stats
+
+    async def _live(self, uuid: str, target: MigrationTarget) -> MigrationStats:
+        """A live migration that takes ``latency["migrate"]`` seconds, sending the
+        guest's RAM (and disk, for a block migration) at an even pace, so tests
+        can watch its progress, force it to complete, or abort it."""
+        self.calls.append(("migrate", uuid))
+        self._read_control()
+        guest = self._guest(uuid)
+        if guest.power not in (_P.RUNNING, _P.PAUSED):
+            raise DriverError("live migration needs a running or paused guest")
+        run = _LiveRun(memory=guest.spec.memory_mb << 20,
+                       disk=(guest.spec.root_gb << 30) if target.block_migration else 0)
+        self._live_runs[uuid] = run
+        duration = self._delay("migrate")
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            while (elapsed := loop.time() - start) < duration and not run.forced:
+                if run.aborted:
+                    raise MigrationAborted(f"live migration of {uuid} was aborted")
+                run.done = elapsed / duration
+                await asyncio.sleep(min(0.02, duration - elapsed))
+            if run.aborted:
+                raise MigrationAborted(f"live migration of {uuid} was aborted")
+            self._inject("migrate")
+        finally:
+            self._live_runs.pop(uuid, None)
+        run.done = 1.0
+        return replace(run.stats(), downtime_ms=5 if run.forced else 1)
+
+    async def migration_progress(self, uuid: str) -> MigrationStats | None:
+        run = self._live_runs.get(uuid)
+        return run.stats() if run else None
+
+    async def live_migration_force_complete(self, uuid: str) -> None:
+        await self._op("live_migration_force_complete", uuid)
+        if uuid not in self._live_runs:
+            raise DriverError(f"no live migration of {uuid} runs on {self.host}")
+        self._live_runs[uuid].forced = True
+
+    async def live_migration_abort(self, uuid: str) -> None:
+        await self._op("live_migration_abort", uuid)
+        if uuid not in self._live_runs:
+            raise DriverError(f"no live migration of {uuid} runs on {self.host}")
+        self._live_runs[uuid].aborted = True
 
     async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
                               power_on: bool) -> None:

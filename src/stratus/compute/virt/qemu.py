@@ -57,6 +57,7 @@ from stratus.compute.virt.driver import (
     GuestSpec,
     HostResources,
     ImageSource,
+    MigrationStats,
     MigrationTarget,
     SnapshotSink,
 )
@@ -95,6 +96,7 @@ class QemuDriver(Driver):
         self._procs: dict[str, gq.Guest] = {}  # QEMUs this driver started (to reap them)
         self._locks: dict[str, asyncio.Lock] = {}
         self.last_migration: dict[str, dict[str, Any]] = {}
+        self.migrating: dict[str, qemu_migrate.LiveRun] = {}  # live migrations going out
 
     # --- files and processes ---------------------------------------------------------
 
@@ -239,9 +241,11 @@ class QemuDriver(Driver):
 
     async def spawn(self, spec: GuestSpec, image: ImageSource | None, *,
                     rescue_image: str | None = None) -> None:
-        if self.record(spec.uuid) is not None and (
-                self.record(spec.uuid) or {}).get("host") == self.host:
+        rec = self.record(spec.uuid)
+        if rec is not None and rec.get("host") == self.host:
             raise GuestExists(f"guest {spec.uuid} already exists on {self.host}")
+        if rec is not None and rec.get("host") and (self.dir(spec.uuid) / "disk.qcow2").exists():
+            return await self._adopt(spec, rec)
         if not spec.image_id:
             raise DriverError("the QEMU driver boots from images only (no image given)")
         base = await self.bases.ensure(spec.image_id, image)
@@ -262,10 +266,40 @@ class QemuDriver(Driver):
                 shutil.rmtree(d, ignore_errors=True)
                 raise
 
+    async def _adopt(self, spec: GuestSpec, rec: dict[str, Any]) -> None:
+        """Evacuation on shared storage: boot the disk another (dead) host left behind.
+
+        Refused while that host's QEMU still runs: two QEMUs writing one overlay
+        would corrupt it (Nova: "the instance is still running on the failed host").
+        """
+        d = self.dir(spec.uuid)
+        for run in d.glob("run-*"):
+            if run == self.run_dir(spec.uuid):
+                continue
+            other = gq.attach(gq.GuestSpec(disk=run, workdir=run))
+            if other is not None and other.alive():
+                raise DriverError(f"guest {spec.uuid} still runs on host {rec.get('host')} "
+                                  f"(QEMU pid {other.pid}); it cannot be evacuated")
+        async with self.lock(spec.uuid):
+            for run in d.glob("run-*"):
+                shutil.rmtree(run, ignore_errors=True)
+            (d / "rescue.qcow2").unlink(missing_ok=True)
+            await asyncio.to_thread(disks.grow, d / "disk.qcow2", spec.root_gb)
+            if self.config_drive:
+                await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
+            rec.update(host=self.host, name=spec.name, vcpus=spec.vcpus,
+                       memory_mb=spec.memory_mb, root_gb=spec.root_gb, suspended=False,
+                       rescued=False, rescue_boot=None)
+            rec.pop("incoming", None)
+            self.save(spec.uuid, rec)
+            log.info("guest %s: adopted its disk on shared storage (evacuated here)", spec.uuid)
+            await self._start(spec.uuid, rec)
+
     def new_record(self, spec: GuestSpec) -> dict[str, Any]:
         return {"uuid": spec.uuid, "name": spec.name, "host": self.host,
                 "vcpus": spec.vcpus, "memory_mb": spec.memory_mb, "root_gb": spec.root_gb,
-                "image_id": spec.image_id, "mac": _mac(spec.uuid),
+                "image_id": spec.image_id,
+                "mac": spec.nics[0]["mac"] if spec.nics else _mac(spec.uuid),
                 "boot": self.boot_for(spec.image_id), "suspended": False, "rescued": False}
 
     def boot_for(self, image_id: str | None) -> dict[str, str] | None:
@@ -450,8 +484,18 @@ class QemuDriver(Driver):
         return await qemu_migrate.prepare_incoming(self, spec, live=live,
                                                    block_migration=block_migration)
 
-    async def migrate_out(self, uuid: str, target: MigrationTarget, *, live: bool) -> None:
-        await qemu_migrate.migrate_out(self, uuid, target, live=live)
+    async def migrate_out(self, uuid: str, target: MigrationTarget, *,
+                          live: bool) -> MigrationStats | None:
+        return await qemu_migrate.migrate_out(self, uuid, target, live=live)
+
+    async def migration_progress(self, uuid: str) -> MigrationStats | None:
+        return await qemu_migrate.progress(self, uuid)
+
+    async def live_migration_force_complete(self, uuid: str) -> None:
+        await qemu_migrate.force_complete(self, uuid)
+
+    async def live_migration_abort(self, uuid: str) -> None:
+        await qemu_migrate.abort(self, uuid)
 
     async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
                               power_on: bool) -> None:

@@ -18,7 +18,12 @@ source in ``MigrationTarget.extra["mode"]``:
   destination lacks it) and its config drive into the destination's directory.
 
 Timings of the last outgoing migration (total, downtime, RAM sent; from QMP
-``query-migrate``) are kept in ``driver.last_migration[uuid]`` and logged.
+``query-migrate``) are kept in ``driver.last_migration[uuid]`` and logged, and
+``migrate_out`` returns them as :class:`MigrationStats`. While a live migration
+runs, ``progress`` reads RAM and disk-mirror progress from QMP; ``force_complete``
+lifts the switch-over pause limit (``downtime-limit``) so the next pass ends it,
+the guest never entering the user-paused state (so the destination runs it);
+``abort`` cancels the mirror job and the migration (``migrate_cancel``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stratus.compute.virt import qemu_disks as disks
-from stratus.compute.virt.driver import DriverError, GuestSpec, MigrationTarget
+from stratus.compute.virt.driver import (
+    DriverError,
+    GuestSpec,
+    MigrationAborted,
+    MigrationStats,
+    MigrationTarget,
+)
 from stratus.guest import qemu as gq
 
 if TYPE_CHECKING:
@@ -39,13 +50,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stratus.compute.qemu")
 MAX_BANDWIDTH = 8 << 30
+DOWNTIME_LIMIT_MS = 300  # QEMU's default pause budget at switch-over
+FORCED_DOWNTIME_MS = 2_000_000  # QEMU's maximum: switch over at the next pass
 POLL = 0.02
+MIRROR_JOB = "stratus-mirror"
 
 
-async def migrate(drv: QemuDriver, guest: gq.Guest, uri: str,
-                  timeout: float = 600) -> dict[str, Any]:
+class LiveRun:
+    """A live migration in flight on the source, for progress, abort and force."""
+
+    def __init__(self, guest: gq.Guest) -> None:
+        self.guest = guest
+        self.aborted = False
+        self.forced = False
+
+
+async def migrate(drv: QemuDriver, guest: gq.Guest, uri: str, timeout: float = 600,
+                  run: LiveRun | None = None) -> dict[str, Any]:
     """Run a QMP migration to URI until it completes; returns the final query-migrate."""
-    await drv.qmp(guest, "migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH})
+    limit = FORCED_DOWNTIME_MS if run is not None and run.forced else DOWNTIME_LIMIT_MS
+    await drv.qmp(guest, "migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH,
+                                                      "downtime-limit": limit})
     await drv.qmp(guest, "migrate", uri=uri)
     deadline = time.monotonic() + timeout
     while True:
@@ -54,6 +79,8 @@ async def migrate(drv: QemuDriver, guest: gq.Guest, uri: str,
         if status == "completed":
             return dict(info)
         if status in ("failed", "cancelled"):
+            if run is not None and run.aborted:
+                raise MigrationAborted(f"live migration of {guest.spec.name} was aborted")
             raise DriverError(f"migration of {guest.spec.name} to {uri} {status}: "
                               f"{info.get('error-desc', 'no detail')}")
         if time.monotonic() > deadline:
@@ -190,14 +217,15 @@ async def abort_incoming(drv: QemuDriver, uuid: str) -> None:
 # --- source ----------------------------------------------------------------------------
 
 async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
-                      live: bool) -> None:
+                      live: bool) -> MigrationStats | None:
     rec = drv._mine(uuid)
     mode = target.extra.get("mode", "")
     guest = drv._proc(uuid)
+    stats = None
     if live:
         if guest is None:
             raise DriverError("live migration needs a running or paused guest")
-        await _live(drv, uuid, guest, target)
+        stats = await _live(drv, uuid, guest, target)
     else:
         async with drv.lock(uuid):
             await drv._stop_process(uuid, guest)
@@ -207,44 +235,102 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
     if mode == "shared":
         shutil.rmtree(drv.run_dir(uuid), ignore_errors=True)
         if live:
-            return  # the destination takes ownership in finish_incoming
+            return stats  # the destination takes ownership in finish_incoming
         rec.update(host=None, suspended=False)
         drv.save(uuid, rec)
     else:
         shutil.rmtree(drv.dir(uuid), ignore_errors=True)
+    return stats
 
 
-async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest, target: MigrationTarget) -> None:
+async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
+                target: MigrationTarget) -> MigrationStats:
     mode = target.extra.get("mode")
-    job = "stratus-mirror"
+    run = drv.migrating[uuid] = LiveRun(guest)
+    info: dict[str, Any] = {}
+    disk: int | None = None
     t0 = time.monotonic()
-    async with drv.lock(uuid):
-        if mode == "block":
-            await drv.qmp(guest, "drive-mirror", device="disk0", target=target.extra["nbd"],
-                          format="raw", mode="existing", sync=target.extra.get("sync", "full"),
-                          **{"job-id": job})
-            try:
-                await _wait_job(drv, guest, job, ready=True)
-            except DriverError:
-                await _cancel(drv, guest, job)
-                raise
-        mirrored = time.monotonic() - t0
-        try:
-            info = await migrate(drv, guest, target.uri)
-        except DriverError:
+    try:
+        async with drv.lock(uuid):
             if mode == "block":
-                await _cancel(drv, guest, job)
-            raise
-        if mode == "block":
-            await _cancel(drv, guest, job)
-        stats = {"mode": mode, "total_ms": info.get("total-time"),
-                 "downtime_ms": info.get("downtime"),
-                 "ram_bytes": info.get("ram", {}).get("transferred"),
-                 "disk_mirror_s": round(mirrored, 3),
-                 "wall_s": round(time.monotonic() - t0, 3)}
-        drv.last_migration[uuid] = stats
-        log.info("guest %s migrated to %s: %s", uuid, target.host, stats)
-        await drv._stop_process(uuid, guest)
+                await drv.qmp(guest, "drive-mirror", device="disk0",
+                              target=target.extra["nbd"], format="raw", mode="existing",
+                              sync=target.extra.get("sync", "full"), **{"job-id": MIRROR_JOB})
+                try:
+                    await _wait_job(drv, guest, MIRROR_JOB, ready=True)
+                except DriverError:
+                    await _cancel(drv, guest, MIRROR_JOB)
+                    raise
+                disk = next((int(j["len"]) for j in await drv.qmp(guest, "query-block-jobs")
+                             if j["device"] == MIRROR_JOB), None)
+            mirrored = time.monotonic() - t0
+            try:
+                if run.aborted:
+                    raise MigrationAborted(f"live migration of {guest.spec.name} was aborted")
+                info = await migrate(drv, guest, target.uri, run=run)
+            except DriverError:
+                if mode == "block":
+                    await _cancel(drv, guest, MIRROR_JOB)
+                raise
+            if mode == "block":
+                await _cancel(drv, guest, MIRROR_JOB)
+            ram = info.get("ram", {})
+            drv.last_migration[uuid] = {
+                "mode": mode, "total_ms": info.get("total-time"),
+                "downtime_ms": info.get("downtime"), "ram_bytes": ram.get("transferred"),
+                "disk_mirror_s": round(mirrored, 3), "wall_s": round(time.monotonic() - t0, 3),
+                "forced": run.forced}
+            log.info("guest %s migrated to %s: %s", uuid, target.host, drv.last_migration[uuid])
+            await drv._stop_process(uuid, guest)
+    except DriverError as exc:
+        if run.aborted and not isinstance(exc, MigrationAborted):
+            raise MigrationAborted(f"live migration of {guest.spec.name} was aborted: "
+                                   f"{exc}") from exc
+        raise
+    finally:
+        drv.migrating.pop(uuid, None)
+    ram = info.get("ram", {})
+    return MigrationStats(memory_total=ram.get("total"), memory_processed=ram.get("transferred"),
+                          memory_remaining=ram.get("remaining", 0),
+                          disk_total=disk, disk_processed=disk,
+                          disk_remaining=0 if disk is not None else None,
+                          downtime_ms=info.get("downtime"))
+
+
+async def progress(drv: QemuDriver, uuid: str) -> MigrationStats | None:
+    run = drv.migrating.get(uuid)
+    if run is None:
+        return None
+    jobs = {j["device"]: j for j in await drv.qmp(run.guest, "query-block-jobs")}
+    mirror = jobs.get(MIRROR_JOB)
+    ram = (await drv.qmp(run.guest, "query-migrate")).get("ram", {})
+    disk: dict[str, int | None] = {}
+    if mirror is not None:
+        size, done = int(mirror.get("len", 0)), int(mirror.get("offset", 0))
+        disk = {"disk_total": size, "disk_processed": done, "disk_remaining": size - done}
+    return MigrationStats(memory_total=ram.get("total"),
+                          memory_processed=ram.get("transferred"),
+                          memory_remaining=ram.get("remaining"), **disk)
+
+
+async def force_complete(drv: QemuDriver, uuid: str) -> None:
+    run = drv.migrating.get(uuid)
+    if run is None:
+        raise DriverError(f"no live migration of {uuid} runs on {drv.host}")
+    run.forced = True
+    await drv.qmp(run.guest, "migrate-set-parameters",
+                  **{"downtime-limit": FORCED_DOWNTIME_MS})
+
+
+async def abort(drv: QemuDriver, uuid: str) -> None:
+    run = drv.migrating.get(uuid)
+    if run is None:
+        raise DriverError(f"no live migration of {uuid} runs on {drv.host}")
+    run.aborted = True
+    jobs = {j["device"] for j in await drv.qmp(run.guest, "query-block-jobs")}
+    if MIRROR_JOB in jobs:
+        await drv.qmp(run.guest, "block-job-cancel", device=MIRROR_JOB, force=True)
+    await drv.qmp(run.guest, "migrate_cancel")
 
 
 async def _cancel(drv: QemuDriver, guest: gq.Guest, job: str) -> None:

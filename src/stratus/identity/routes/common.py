@@ -55,8 +55,13 @@ class Api:
         url = f"{self.idn.base_url}{request.url.path}"
         if request.url.query:
             url += f"?{request.url.query}"
-        return JSONResponse({key: items, "links": {"self": url, "previous": None,
-                                                   "next": None}})
+        body: dict[str, Any] = {key: items, "links": {"self": url, "previous": None,
+                                                      "next": None}}
+        limit = self.idn.config.list_limit
+        if limit and len(items) > limit:  # Keystone's list_limit: cut, and say so
+            body[key] = items[:limit]
+            body["truncated"] = True
+        return JSONResponse(body)
 
 
 def ok(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stratus.errors import BadRequest, NotFound, Unauthorized
+from stratus.identity.security import check_self_service_change
 from stratus.identity import models as m
 from stratus.identity import resources as r
 from stratus.identity.core import DEFAULT_DOMAIN_ID, find_row, get_row, text
@@ -275,6 +276,8 @@ def routes(api: Api) -> list[Route]:
             row = await get_row(s, m.users, user_id, "user")
         if not await idn.hasher.verify(original, row["password_hash"]):
             raise Unauthorized("The request you have made requires authentication.")
+        async with idn.db.session() as s:
+            await check_self_service_change(idn, s, row, new)
         async with idn.write("password") as s:
             await r.update_user(idn, s, user_id, {"password": new})
             await api.provider.revoke(s, user_id=user_id)

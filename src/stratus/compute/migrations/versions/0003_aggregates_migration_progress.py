@@ -1,7 +1,7 @@
 """host aggregates; live migration progress on migration records
 
-Revision ID: compute_0002
-Revises: compute_0001
+Revision ID: compute_0003
+Revises: compute_0002
 Create Date: 2026-11-21
 
 """
@@ -12,8 +12,8 @@ from alembic import op
 
 import stratus.db.base
 
-revision: str = 'compute_0002'
-down_revision: str | Sequence[str] | None = 'compute_0001'
+revision: str = 'compute_0003'
+down_revision: str | Sequence[str] | None = 'compute_0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

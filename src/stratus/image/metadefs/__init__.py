@@ -1,0 +1,1 @@
+"""The metadata definitions catalog (Glance ``/v2/metadefs``)."""

@@ -1,0 +1,134 @@
+"""Servers on networks, driven with the unchanged ``openstack`` CLI against a real
+all-in-one: ports created and bound for the build, addresses in the server body,
+floating IPs, interface attach/detach, clean-up on delete and on a failed build."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.functional.compute.helpers import User, upload_image
+from tests.support.cloud import CloudProcess
+
+ENV = {"STRATUS_COMPUTE__VIF_PLUGGING_TIMEOUT": "2",
+       "STRATUS_COMPUTE__HEARTBEAT_INTERVAL": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory: pytest.TempPathFactory) -> Iterator[User]:
+    with CloudProcess(Path(tmp_path_factory.mktemp("netcompute")), env=ENV) as cloud:
+        u = User(cloud, fork=True)
+        upload_image(u)
+        yield u
+
+
+def _boot(user: User, name: str, *nic: str) -> str:
+    return str(user.osc("server", "create", "--flavor", "m1.tiny", "--image", "cirros",
+                        *nic, name)["id"])
+
+
+def _ports_of(user: User, server_id: str) -> list[dict[str, Any]]:
+    return list(user.osc("port", "list", "--device-id", server_id, "--long"))
+
+
+def test_nic_auto_gets_a_network_made_for_the_project(user: User) -> None:
+    ext = user.osc("network", "create", "--external", "public")["id"]
+    user.osc("subnet", "create", "--network", ext, "--subnet-range", "172.24.4.0/24",
+             "public-v4")
+    sid = _boot(user, "auto-vm", "--nic", "auto")
+    server = user.wait(sid, "ACTIVE")
+    (name, addrs), = server["addresses"].items()
+    assert name == "auto_allocated_network"
+    assert addrs[0]["OS-EXT-IPS:type"] == "fixed" and addrs[0]["addr"].startswith("10.0.0.")
+    topo = user.osc("network", "auto", "allocated", "topology", "create")
+    assert topo["id"] == user.osc("network", "show", "auto_allocated_network")["id"]
+    routers = user.osc("router", "list", "--long")
+    assert any(r["Name"] == "auto_allocated_router" and r["External gateway info"]
+               for r in routers)
+    user.osc("server", "delete", "--wait", sid, parse=False)
+
+
+def test_nic_net_id_port_id_and_none(user: User) -> None:
+    net = user.osc("network", "create", "private")["id"]
+    user.osc("subnet", "create", "--network", net, "--subnet-range", "10.1.0.0/24", "priv-v4")
+    router = user.osc("router", "create", "--external-gateway", "public", "r1")["id"]
+    user.osc("router", "add", "subnet", router, "priv-v4", parse=False)
+
+    sid = _boot(user, "by-net", "--nic", f"net-id={net},v4-fixed-ip=10.1.0.50")
+    server = user.wait(sid, "ACTIVE")
+    port, = _ports_of(user, sid)
+    assert port["Status"] == "ACTIVE"
+    shown = user.osc("port", "show", port["ID"])
+    assert shown["device_owner"] == "compute:nova"
+    assert shown["binding_host_id"] == server["OS-EXT-SRV-ATTR:host"]
+    assert server["addresses"] == {"private": [{
+        "version": 4, "addr": "10.1.0.50", "OS-EXT-IPS:type": "fixed",
+        "OS-EXT-IPS-MAC:mac_addr": shown["mac_address"]}]}
+    assert server["security_groups"] == [{"name": "default"}]
+    console = user.api("POST", f"/servers/{sid}/action",
+                       json={"os-getConsoleOutput": {}}).json()["output"]
+    assert shown["mac_address"] in console  # the fake driver got the port's MAC
+
+    fip = user.osc("floating", "ip", "create", "public")["floating_ip_address"]
+    user.osc("server", "add", "floating", "ip", sid, fip, parse=False)
+    addrs = user.server(sid)["addresses"]["private"]
+    assert {a["addr"]: a["OS-EXT-IPS:type"] for a in addrs} == {"10.1.0.50": "fixed",
+                                                                 fip: "floating"}
+
+    mine = user.osc("port", "create", "--network", net, "my-port")["id"]
+    sid2 = _boot(user, "by-port", "--nic", f"port-id={mine}")
+    user.wait(sid2, "ACTIVE")
+    assert user.osc("port", "show", mine)["device_id"] == sid2
+
+    none = _boot(user, "no-nic", "--nic", "none")
+    assert user.wait(none, "ACTIVE")["addresses"] == {}
+
+    user.osc("server", "add", "port", none, mine, parse=False, check=False)  # in use: refused
+    extra = user.osc("port", "create", "--network", net, "extra")["id"]
+    user.osc("server", "add", "port", none, extra, parse=False)
+    assert [p["ID"] for p in _ports_of(user, none)] == [extra]
+    assert "private" in user.server(none)["addresses"]
+    user.osc("server", "remove", "port", none, extra, parse=False)
+    assert _ports_of(user, none) == []
+    assert user.osc("port", "show", extra)["device_id"] == ""
+
+    created = port["ID"]
+    for s in (sid, sid2, none):
+        user.osc("server", "delete", "--wait", s, parse=False)
+    assert user.osc("port", "list", "--network", net, "--device-owner",
+                    "compute:nova") == []
+    assert created not in [p["ID"] for p in user.osc("port", "list")]
+    left = user.osc("port", "show", mine)
+    assert left["device_id"] == "" and left["binding_host_id"] in ("", None)
+
+
+def test_vif_plugging_timeout_fails_the_build_cleanly(user: User) -> None:
+    net = user.osc("network", "show", "private")["id"]
+    down = user.osc("port", "create", "--network", net, "--disable", "stays-down")["id"]
+    sid = _boot(user, "never-plugged", "--nic", f"port-id={down}", "--nic", f"net-id={net}")
+    deadline = time.monotonic() + 30
+    while user.server(sid)["status"] != "ERROR":
+        assert time.monotonic() < deadline, user.server(sid)
+        time.sleep(0.2)
+    fault = user.server(sid)["fault"]
+    assert "network-vif-plugged" in fault["message"] or "network-vif-plugged" in fault.get(
+        "details", "")
+    assert _ports_of(user, sid) == []
+    assert user.osc("port", "show", down)["device_id"] == ""
+    user.osc("server", "delete", "--wait", sid, parse=False)
+
+
+def test_port_quota_is_the_network_services(user: User) -> None:
+    project = user.osc("project", "show", "admin")["id"]
+    user.osc("quota", "set", "--ports", "0", project, parse=False)
+    try:
+        proc = user.osc("server", "create", "--flavor", "m1.tiny", "--image", "cirros",
+                        "--nic", "net-id=" + user.osc("network", "show", "private")["id"],
+                        "over", parse=False, check=False)
+        assert proc.returncode != 0 and "maximum number of ports" in proc.stderr.lower()
+    finally:
+        user.osc("quota", "set", "--ports", "500", project, parse=False)

@@ -1,0 +1,95 @@
+"""A live migration in progress: its progress on the migration record,
+force-complete and abort (servers/{id}/migrations), with the fake driver
+holding the migration open through its latency knob."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.unit.compute.conftest import Cloud, make_cloud, stop_cloud
+from tests.unit.compute.schema_check import check
+
+
+@pytest.fixture
+async def two_hosts(tmp_path: Path) -> AsyncIterator[Cloud]:
+    c, runtime = await make_cloud(tmp_path, fake_hosts=2, migration_progress_interval=0.05)
+    try:
+        yield c
+    finally:
+        await stop_cloud(runtime)
+
+
+async def _running_migration(cloud: Cloud, c: httpx.AsyncClient, seconds: float
+                             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    s = await cloud.create(c)
+    source = s["OS-EXT-SRV-ATTR:host"]
+    cloud.driver(source).latency["migrate"] = seconds
+    resp = await cloud.action(c, s["id"], "os-migrateLive",
+                              {"host": None, "block_migration": "auto"})
+    assert resp.status_code == 202, resp.text
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        body = (await c.get(f"/servers/{s['id']}/migrations")).json()
+        running = [m for m in body["migrations"] if m["status"] == "running"]
+        if running and running[0]["memory_processed_bytes"]:
+            check("servers.list_live_migrations", "2.96", 200, body)
+            return s, running[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("the live migration never showed progress")
+
+
+async def test_progress_reaches_the_migration_record(two_hosts: Cloud) -> None:
+    cloud = two_hosts
+    async with cloud.client("admin-p1") as c:
+        s, mig = await _running_migration(cloud, c, 1.0)
+        assert mig["memory_total_bytes"] == 64 << 20  # flavor 1's RAM
+        assert 0 < mig["memory_processed_bytes"] <= mig["memory_total_bytes"]
+        assert mig["memory_remaining_bytes"] == (mig["memory_total_bytes"]
+                                                 - mig["memory_processed_bytes"])
+        done = await cloud.wait(c, s["id"], "ACTIVE")
+        assert done["OS-EXT-SRV-ATTR:host"] != s["OS-EXT-SRV-ATTR:host"]
+
+
+async def test_force_complete_finishes_a_running_live_migration(two_hosts: Cloud) -> None:
+    cloud = two_hosts
+    async with cloud.client("admin-p1") as c:
+        s, mig = await _running_migration(cloud, c, 30.0)
+        started = time.monotonic()
+        resp = await c.post(f"/servers/{s['id']}/migrations/{mig['id']}/action",
+                            json={"force_complete": None})
+        assert resp.status_code == 202, resp.text
+        done = await cloud.wait(c, s["id"], "ACTIVE")
+        assert time.monotonic() - started < 5
+        assert done["OS-EXT-SRV-ATTR:host"] != s["OS-EXT-SRV-ATTR:host"]
+        migs = (await c.get(f"/os-migrations?instance_uuid={s['id']}")).json()["migrations"]
+        assert migs[0]["status"] == "completed"
+        resp = await c.post(f"/servers/{s['id']}/migrations/{mig['id']}/action",
+                            json={"force_complete": None})
+        assert resp.status_code in (400, 409)
+
+
+async def test_abort_leaves_the_server_on_its_source(two_hosts: Cloud) -> None:
+    cloud = two_hosts
+    async with cloud.client("admin-p1") as c:
+        s, mig = await _running_migration(cloud, c, 30.0)
+        source = s["OS-EXT-SRV-ATTR:host"]
+        resp = await c.delete(f"/servers/{s['id']}/migrations/{mig['id']}")
+        assert resp.status_code == 202, resp.text
+        done = await cloud.wait(c, s["id"], "ACTIVE")
+        assert done["OS-EXT-SRV-ATTR:host"] == source and "fault" not in done
+        assert s["id"] in cloud.driver(source).guests
+        migs = (await c.get(f"/os-migrations?instance_uuid={s['id']}")).json()["migrations"]
+        assert migs[0]["status"] == "cancelled"
+        hv = (await c.get("/os-hypervisors/detail", headers={
+            "OpenStack-API-Version": "compute 2.87"})).json()["hypervisors"]
+        used = {h["hypervisor_hostname"]: h["running_vms"] for h in hv}
+        assert sorted(used.values()) == [0, 1]  # the destination's claim was given back
+        resp = await c.delete(f"/servers/{s['id']}/migrations/{mig['id']}")
+        assert resp.status_code == 400
