@@ -38,6 +38,7 @@ class QemuCloud:
             "STRATUS_HYPERVISOR": "qemu", "STRATUS_COMPUTE__HOST": self.hosts[0],
             "STRATUS_COMPUTE__FAKE_HOSTS": str(hosts), **(env or {})})
         self._api: httpx.Client | None = None
+        self.keep_log = vm_data_dir / "last-cloud.log"
 
     def start(self) -> None:
         self.cloud.start()
@@ -50,6 +51,8 @@ class QemuCloud:
         if self._api is not None:
             self._api.close()
         self.cloud.stop()
+        if self.cloud.log_path.exists():  # for a post-mortem of the last run
+            shutil.copyfile(self.cloud.log_path, self.keep_log)
         for pid in qemus_under(self.data):
             gq.Guest(spec=gq.GuestSpec(disk=self.data, workdir=self.data), pid=pid).kill()
         shutil.rmtree(self.data, ignore_errors=True)

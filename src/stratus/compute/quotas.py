@@ -35,11 +35,22 @@ def defaults(settings: ComputeSettings) -> dict[str, int]:
     return {r: int(getattr(settings, f"quota_{r}")) for r in RESOURCES}
 
 
+# The ``default`` quota class (os-quota-class-sets) lives in the quotas table
+# under this project id: it overrides the settings' defaults for every project.
+CLASS_DEFAULT = "__class_default__"
+
+
+async def class_defaults(session: AsyncSession, settings: ComputeSettings) -> dict[str, int]:
+    """The settings' defaults with the ``default`` quota class applied."""
+    return await limits(session, settings, CLASS_DEFAULT)
+
+
 async def limits(session: AsyncSession, settings: ComputeSettings,
                  project_id: str) -> dict[str, int]:
     out = defaults(settings)
-    rows = await session.execute(select(Quota).where(Quota.project_id == project_id))
-    for row in rows.scalars():
+    rows = (await session.execute(select(Quota).where(
+        Quota.project_id.in_((CLASS_DEFAULT, project_id))))).scalars().all()
+    for row in sorted(rows, key=lambda r: r.project_id != CLASS_DEFAULT):
         out[row.resource] = int(row.hard_limit)
     return out
 

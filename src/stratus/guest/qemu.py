@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from qemu.qmp import QMPClient
+from qemu.qmp.protocol import ConnectError
 
 from stratus.guest.scripts import MARKER_PREFIX
 
@@ -147,12 +148,26 @@ class Guest:
         return [int(m) for m in TICK_RE.findall(_read_from(self.serial_log, start))]
 
     async def qmp(self, command: str, **arguments: Any) -> Any:
-        client = QMPClient(self.spec.name)
-        await client.connect(str(self.qmp_socket))
+        client = await self._qmp_client()
         try:
             return await client.execute(command, arguments or None)
         finally:
             await client.disconnect()
+
+    async def _qmp_client(self, patience: float = 5.0) -> QMPClient:
+        """A connected QMP client. QEMU serves one QMP client at a time (another
+        one is refused, not queued) and its socket exists a moment before it
+        listens: both are retried for up to PATIENCE seconds."""
+        deadline = time.monotonic() + patience
+        while True:
+            client = QMPClient(self.spec.name)
+            try:
+                await client.connect(str(self.qmp_socket))
+                return client
+            except ConnectError:
+                if time.monotonic() > deadline or not self.alive():
+                    raise
+            await asyncio.sleep(0.005)
 
     def qmp_sync(self, command: str, **arguments: Any) -> Any:
         """`qmp` for code without an event loop (tests, benches)."""

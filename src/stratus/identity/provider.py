@@ -26,7 +26,6 @@ from stratus.identity.assignments import RoleTable, effective_role_ids, load_rol
 from stratus.identity.catalog import build_catalog
 from stratus.identity.core import Identity, Row, find_row
 from stratus.identity.security import password_expires_at
-from stratus.identity.trusts import TrustUnusable, delegated_roles
 from stratus.identity.tokens import (
     DOMAIN,
     PROJECT,
@@ -35,6 +34,7 @@ from stratus.identity.tokens import (
     format_time,
     new_audit_id,
 )
+from stratus.identity.trusts import TrustUnusable, delegated_roles
 
 
 class InvalidToken(Exception):

@@ -14,6 +14,7 @@ from stratus.api.app import build_app
 from stratus.api.faults import FaultStyle
 from stratus.api.policy import Policy
 from stratus.identity import bootstrap as boot
+from stratus.identity import models as m
 from stratus.identity.authn import Authenticator
 from stratus.identity.core import DEFAULT_DOMAIN_ID, Identity, find_row
 from stratus.identity.provider import LocalValidator, TokenProvider
@@ -30,7 +31,6 @@ from stratus.identity.routes import (
 from stratus.identity.routes.common import Api
 from stratus.identity.rules import RULES
 from stratus.identity.tokens import PROJECT
-from stratus.identity import models as m
 from stratus.runtime import Runtime, Service
 
 log = logging.getLogger("stratus.identity")

@@ -119,7 +119,7 @@ class FileStore:
     description = "Local file store"
 
     def __init__(self, root: Path, *, write_chunk: int = 4 << 20, read_chunk: int = 4 << 20,
-                 threads: int = 4, pipeline_depth: int = 3, direct_io: bool = True) -> None:
+                 threads: int = 4, pipeline_depth: int = 3, direct_io: bool = False) -> None:
         self.root = root
         self.direct_io = direct_io
         self.write_chunk = write_chunk
@@ -341,11 +341,12 @@ def _feed(update: Callable[[bytes], object], block: Block) -> None:
 
 
 class _FileWriter:
-    """Appends blocks to a new file, bypassing the page cache when it can.
+    """Appends blocks to a new file, optionally bypassing the page cache.
 
-    Image data is fsynced before the image turns active anyway, so caching
-    it buys nothing, and copying it through the page cache is the largest
-    CPU cost of an upload after the two hashes. With ``O_DIRECT`` the data is
+    Image data is fsynced before the image turns active anyway, and copying
+    it through the page cache is the largest CPU cost of an upload after the
+    two hashes (though a download right after then reads the disk, which is
+    why it is a setting, ``image.direct_io``). With ``O_DIRECT`` the data is
     gathered into one page-aligned buffer and written from there; the tail
     that does not fill a whole 4 KiB block is written after dropping
     ``O_DIRECT``. Filesystems without ``O_DIRECT`` (tmpfs) get plain writes.
@@ -374,8 +375,13 @@ class _FileWriter:
 
     def write(self, block: Block) -> None:
         if self.buffer is None:
-            for part in block:
-                _write_all(self.fd, part)
+            written = os.writev(self.fd, block) if 0 < len(block) <= 1024 else 0
+            for part in block:  # whatever one writev did not take
+                if written >= len(part):
+                    written -= len(part)
+                    continue
+                _write_all(self.fd, memoryview(part)[written:])
+                written = 0
             return
         buf, cap = self.buffer, len(self.buffer)
         for part in block:

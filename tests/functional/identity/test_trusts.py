@@ -199,3 +199,12 @@ def test_redelegation_counts_down(keystone: Keystone, parties: Parties) -> None:
     # Deleting the first trust takes the redelegated one with it.
     keystone.req("DELETE", f"/OS-TRUST/trusts/{trust['id']}", token=parties.trustor_token)
     assert keystone.req("GET", f"/OS-TRUST/trusts/{child['id']}").status_code == 404
+
+
+def test_trust_tokens_cannot_make_application_credentials(
+        keystone: Keystone, parties: Parties) -> None:
+    trust = make_trust(keystone, parties)
+    token = trust_login(keystone, parties, trust["id"]).headers["X-Subject-Token"]
+    r = keystone.req("POST", f"/users/{parties.trustor['id']}/application_credentials",
+                     token=token, json={"application_credential": {"name": unique("ac")}})
+    assert r.status_code == 403, r.text

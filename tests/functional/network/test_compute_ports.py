@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.functional.compute.helpers import User, upload_image
@@ -107,7 +108,8 @@ def test_nic_net_id_port_id_and_none(user: User) -> None:
 
 
 def test_vif_plugging_timeout_fails_the_build_cleanly(user: User) -> None:
-    net = user.osc("network", "show", "private")["id"]
+    net = user.osc("network", "create", "slow-net")["id"]
+    user.osc("subnet", "create", "--network", net, "--subnet-range", "10.8.0.0/24", "s-v4")
     down = user.osc("port", "create", "--network", net, "--disable", "stays-down")["id"]
     sid = _boot(user, "never-plugged", "--nic", f"port-id={down}", "--nic", f"net-id={net}")
     deadline = time.monotonic() + 30
@@ -123,12 +125,16 @@ def test_vif_plugging_timeout_fails_the_build_cleanly(user: User) -> None:
 
 
 def test_port_quota_is_the_network_services(user: User) -> None:
+    net = user.osc("network", "create", "quota-net")["id"]
+    user.osc("subnet", "create", "--network", net, "--subnet-range", "10.9.0.0/24", "q-v4")
     project = user.osc("project", "show", "admin")["id"]
-    user.osc("quota", "set", "--ports", "0", project, parse=False)
+    used = httpx.get(f"{user.cloud.url('network')}/v2.0/quotas/{project}/details",
+                     headers={"X-Auth-Token": user.token}).json()["quota"]["port"]["used"]
+    user.osc("quota", "set", "--ports", str(used), project, parse=False)  # full
     try:
         proc = user.osc("server", "create", "--flavor", "m1.tiny", "--image", "cirros",
-                        "--nic", "net-id=" + user.osc("network", "show", "private")["id"],
-                        "over", parse=False, check=False)
-        assert proc.returncode != 0 and "maximum number of ports" in proc.stderr.lower()
+                        "--nic", f"net-id={net}", "over", parse=False, check=False)
+        assert proc.returncode != 0, proc.stdout
+        assert "maximum number of ports" in proc.stderr.lower(), proc.stderr
     finally:
         user.osc("quota", "set", "--ports", "500", project, parse=False)

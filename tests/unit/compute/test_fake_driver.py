@@ -85,3 +85,48 @@ async def test_console_output_tail(driver: FakeDriver) -> None:
     assert out.endswith("login: ") and "\n" not in out
     # Tempest counts lines with split("\n"): the last N lines, no trailing newline.
     assert len((await driver.console_output("u1", length=3)).split("\n")) == 3
+
+
+@pytest.mark.parametrize("same_host", [True, False])
+async def test_resize_keeps_the_source_until_revert_restores_it(same_host: bool) -> None:
+    src = FakeDriver("rs-src")
+    dst = src if same_host else FakeDriver("rs-dst")
+    big = GuestSpec(uuid="u1", name="instance-00000001", vcpus=2, memory_mb=128, root_gb=5)
+    await src.spawn(SPEC, None)
+    await src.power_off("u1")
+    target = await dst.prepare_incoming(big, live=False, block_migration=True)
+    await src.migrate_out("u1", target, live=False)
+    await dst.finish_incoming(big, target, power_on=True)
+    await dst.resize_disk("u1", big)
+    assert dst.guests["u1"].spec.root_gb == 5
+    await dst.destroy("u1")
+    await src.revert_migration(SPEC, power_on=True)
+    assert src.guests["u1"].spec.root_gb == 1
+    assert await src.power_state("u1") == PowerState.RUNNING
+    with pytest.raises(DriverError):  # the kept copy is used up
+        await src.revert_migration(SPEC, power_on=True)
+    await src.confirm_migration("u1")  # idempotent
+
+
+async def test_live_migration_progress_force_complete_and_abort() -> None:
+    import asyncio
+
+    from stratus.compute.virt.driver import MigrationAborted, MigrationTarget
+
+    src, dst = FakeDriver("lm-src", latency={"migrate": 30}), FakeDriver("lm-dst")
+    await src.spawn(SPEC, None)
+    target = MigrationTarget(host="lm-dst", uri="fake://lm-dst")
+    moving = asyncio.create_task(src.migrate_out("u1", target, live=True))
+    await asyncio.sleep(0.05)
+    progress = await src.migration_progress("u1")
+    assert progress is not None and progress.memory_total == 64 << 20
+    await src.live_migration_abort("u1")
+    with pytest.raises(MigrationAborted):
+        await moving
+    assert await src.power_state("u1") == PowerState.RUNNING
+    moving = asyncio.create_task(src.migrate_out("u1", target, live=True))
+    await asyncio.sleep(0.05)
+    await src.live_migration_force_complete("u1")
+    stats = await moving
+    assert stats is not None and stats.memory_remaining == 0 and stats.downtime_ms
+    assert "u1" not in src.guests

@@ -66,3 +66,20 @@ async def test_hosts_extensions_audit_log_and_diagnostics(cloud: Cloud) -> None:
     async with cloud.client("member-p1", "2.1") as c:
         assert (await c.get("/os-hosts")).status_code == 403
         assert (await c.get(f"/servers/{s['id']}/diagnostics")).status_code in (403, 404)
+
+
+async def test_default_quota_class_changes_every_projects_defaults(cloud: Cloud) -> None:
+    async with cloud.client("admin-p1", "2.1") as c:
+        body = (await c.get("/os-quota-class-sets/default")).json()
+        check("quota_classes.get_quota_class_set", "2.1", 200, body)
+        resp = await c.put("/os-quota-class-sets/default",
+                           json={"quota_class_set": {"instances": 77}})
+        check("quota_classes.update_quota_class_set", "2.1", resp.status_code, resp.json())
+        assert resp.json()["quota_class_set"]["instances"] == 77
+        quota = (await c.get("/os-quota-sets/project-2")).json()["quota_set"]
+        assert quota["instances"] == 77
+        defaults = (await c.get("/os-quota-sets/project-2/defaults")).json()["quota_set"]
+        assert defaults["instances"] == 77
+    async with cloud.client("member-p1", "2.1") as c:
+        assert (await c.put("/os-quota-class-sets/default",
+                            json={"quota_class_set": {"instances": 1}})).status_code == 403

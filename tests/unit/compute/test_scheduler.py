@@ -63,3 +63,20 @@ def test_choosing_among_10000_hosts_takes_milliseconds() -> None:
     elapsed = time.perf_counter() - start
     assert best.free_memory_mb >= 2048
     assert elapsed < 0.5, elapsed  # the bench reports the real figure
+
+
+def test_candidate_search_stops_at_its_limit_but_explains_over_all_hosts() -> None:
+    from stratus.compute.scheduler.select import candidates
+
+    hosts = [host(i, memory_mb_used=0 if i % 3 == 0 else 16000) for i in range(3000)]
+    spec = RequestSpec(vcpus=1, memory_mb=2048, disk_gb=1)
+    passed, _ = candidates(hosts, spec, limit=100, start=2990, chunk=64)
+    assert 100 <= len(passed) < 200 and all(h.node_id % 3 == 0 for h in passed)
+    assert passed[0].node_id == 2991  # the first passing host from the start point
+    lonely = [host(i, memory_mb_used=16000) for i in range(3000)]
+    lonely[1234] = host(1234)
+    passed, _ = candidates(lonely, spec, limit=100, start=2000, chunk=64)
+    assert [h.node_id for h in passed] == [1234]  # found even behind the start point
+    passed, why = candidates(lonely, RequestSpec(vcpus=1, memory_mb=99999, disk_gb=1),
+                             limit=100, start=5)
+    assert passed == [] and "3000 host(s) considered" in why.explain()

@@ -60,7 +60,7 @@ def guest_spec(inst: Instance, flavor: dict[str, Any] | None = None,
                      image_id=image_id or inst.image_ref, user_data=inst.user_data,
                      metadata=dict(inst.metadata_ or {}), key_data=inst.key_data,
                      hostname=inst.hostname, extra_specs=dict(f.get("extra_specs") or {}),
-                     nics=nics)
+                     nics=nics, config_drive=inst.config_drive.lower() in ("true", "1"))
 
 
 class AgentManager:
@@ -276,9 +276,34 @@ class AgentManager:
                                   request_id=request_id, host=self.host,
                                   event="compute_terminate_instance")
             return
+        if inst.vm_state == VmState.RESIZED:
+            await self._drop_resize_source(uuid)
         await network.deallocate_for_instance(self.network, self.db, uuid)
         await teardown.finalize_delete(self.db, inst)
         await self.notify(inst, "delete.end")
+
+    async def _drop_resize_source(self, uuid: str) -> None:
+        """Deleting a server awaiting resize confirmation confirms it first (as Nova):
+        the source's kept copy and its allocation go too."""
+        from sqlalchemy import select
+
+        from stratus.compute import rpc
+        from stratus.compute.models import Migration
+        from stratus.compute.scheduler import claims
+
+        async with self.db.session() as session:
+            mig = await session.scalar(select(Migration).where(
+                Migration.instance_uuid == uuid, Migration.status == "finished"
+            ).order_by(Migration.id.desc()))
+            if mig is None:
+                return
+            await claims.release(session, mig.uuid)
+            mig.status = "confirmed"
+        if mig.source_compute == self.host:
+            await self.driver.confirm_migration(uuid)
+        elif mig.source_compute:
+            await rpc.AgentAPI(self.bus).cast(mig.source_compute, "confirm_migration",
+                                              uuid=uuid)
 
     async def get_console_output(self, uuid: str, length: int | None = None) -> str:
         return await self.driver.console_output(uuid, length)
@@ -417,6 +442,19 @@ class AgentManager:
 
     async def abort_incoming(self, uuid: str) -> None:
         await self.driver.abort_incoming(uuid)
+
+    async def confirm_migration(self, uuid: str) -> None:
+        await self.driver.confirm_migration(uuid)
+
+    async def revert_migration(self, uuid: str, flavor: dict[str, Any], power_on: bool) -> int:
+        """Back on the source: the kept copy runs again (its ports come back here)."""
+        inst = await self.store.get(uuid)
+        vifs = (await network.cached(self.db, [uuid])).get(uuid, [])
+        if self.network is not None and vifs:
+            await network.bind(self.network, vifs, self.host)
+        await self.driver.revert_migration(guest_spec(inst, flavor, vifs=vifs),
+                                           power_on=power_on)
+        return int(await self.driver.power_state(uuid))
 
     async def task_state_of(self, uuid: str) -> str | None:
         return (await self.store.get(uuid)).task_state

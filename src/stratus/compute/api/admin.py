@@ -430,8 +430,6 @@ async def external_events(deps: Deps, request: Request) -> Response:
 async def tenant_usage(deps: Deps, request: Request) -> Response:
     call = Call(deps, request)
     tenant = request.path_params.get("tenant_id")
-    if tenant is None and request.url.path.endswith("/"):
-        raise NotFound("Tenant usage needs a tenant id after the slash.")
     if tenant is None or tenant != call.project_id:
         call.enforce("os_compute_api:os-admin")
     now = utcnow()

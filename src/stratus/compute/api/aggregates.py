@@ -34,7 +34,7 @@ def _view(call: Call, agg: Aggregate, hosts: list[str] | None) -> dict[str, Any]
 
 async def _load(call: Call, ident: str) -> tuple[Aggregate, list[str]]:
     if not ident.isdigit():
-        raise BadRequest(f"Invalid aggregate id {ident!r}")
+        raise NotFound(f"Aggregate {ident} could not be found.")
     async with call.deps.db.session() as session:
         agg = await session.get(Aggregate, int(ident))
         if agg is None:

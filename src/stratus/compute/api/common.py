@@ -187,9 +187,10 @@ def require_int(value: Any, name: str, minimum: int = 0, maximum: int = 2**31 - 
 def require_bool(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
+    # Nova's parameter_types.boolean: these strings, any case.
     if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no",
-                                                    "on", "off"):
-        return value.lower() in ("true", "1", "yes", "on")
+                                                    "on", "off", "y", "n", "t", "f"):
+        return value.lower() in ("true", "1", "yes", "on", "y", "t")
     raise BadRequest(f"Invalid input for field/attribute {name}: {value!r} is not a boolean")
 
 

@@ -19,6 +19,11 @@ from stratus.compute.states import PowerState
 from stratus.db.base import utcnow
 from stratus.errors import BadRequest, NotFound, NotImplementedYet
 
+async def blank_id(deps: Deps, request: Request) -> Response:
+    """``/collection/`` with an empty id: 404 as Nova (not a redirect to the list)."""
+    raise NotFound(f"No resource with an empty id at {request.url.path}")
+
+
 # --- /extensions ------------------------------------------------------------
 
 # (alias, name, description): the v2.1 API's extension list, as Nova still returns it.
@@ -168,6 +173,39 @@ async def hosts_power(deps: Deps, request: Request) -> Response:
     call = _hosts_call(deps, request)
     await _compute_node(call, request.path_params["host"])
     raise NotImplementedYet("Host power actions are not supported by this hypervisor.")
+
+
+# --- os-networks (a read-only proxy to the network service, removed in 2.36) -----
+
+def _network_view(net: dict[str, Any]) -> dict[str, Any]:
+    fields = ("bridge", "bridge_interface", "broadcast", "cidr", "cidr_v6", "created_at",
+              "deleted", "deleted_at", "dhcp_server", "dhcp_start", "dns1", "dns2",
+              "enable_dhcp", "gateway", "gateway_v6", "host", "injected", "mtu",
+              "multi_host", "netmask", "netmask_v6", "priority", "project_id",
+              "rxtx_base", "share_address", "updated_at", "vlan", "vpn_private_address",
+              "vpn_public_address", "vpn_public_port")
+    return {**dict.fromkeys(fields), "id": net["id"], "label": net.get("name", ""),
+            "mtu": net.get("mtu"), "project_id": net.get("project_id")}
+
+
+async def networks_index(deps: Deps, request: Request) -> Response:
+    call = Call(deps, request)
+    if call.version >= "2.36":
+        raise NotFound("os-networks was removed in microversion 2.36; use the network "
+                       "service.")
+    if deps.network is None:
+        return ok({"networks": []})
+    nets = (await deps.network.get("/networks", call.ctx.token)).get("networks", [])
+    return ok({"networks": [_network_view(n) for n in nets]})
+
+
+async def networks_show(deps: Deps, request: Request) -> Response:
+    call = Call(deps, request)
+    ident = request.path_params["network_id"]
+    if call.version >= "2.36" or deps.network is None:
+        raise NotFound(f"Network {ident} could not be found.")
+    net = (await deps.network.get(f"/networks/{ident}", call.ctx.token))["network"]
+    return ok({"network": _network_view(net)})
 
 
 # --- os-instance_usage_audit_log ----------------------------------------------

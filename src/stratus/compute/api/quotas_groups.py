@@ -1,4 +1,4 @@
-"""``/os-quota-sets``, ``/limits`` and ``/os-server-groups``."""
+"""``/os-quota-sets``, ``/os-quota-class-sets``, ``/limits`` and ``/os-server-groups``."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ def _visible(call: Call) -> list[str]:
 async def _figures(call: Call, project: str, defaults_only: bool = False) -> dict[str, int]:
     deps = call.deps
     if defaults_only:
-        values = quotas.defaults(deps.settings.compute)
+        async with deps.db.session() as session:
+            values = await quotas.class_defaults(session, deps.settings.compute)
     else:
         async with deps.db.session() as session:
             values = await quotas.limits(session, deps.settings.compute, project)
@@ -85,6 +86,39 @@ async def quota_update(deps: Deps, request: Request) -> Response:
                 row.hard_limit = value
     values = await _figures(call, project)
     return ok({"quota_set": {name: values[name] for name in _visible(call)}})
+
+
+async def quota_class_show(deps: Deps, request: Request) -> Response:
+    """``os-quota-class-sets/{class}``: only the ``default`` class has an effect (Nova)."""
+    call = Call(deps, request)
+    call.enforce("os_compute_api:os-admin")
+    values = await _figures(call, "", defaults_only=True)
+    body: dict[str, Any] = {"id": request.path_params["class_name"]}
+    body.update({name: values[name] for name in _visible(call)})
+    return ok({"quota_class_set": body})
+
+
+async def quota_class_update(deps: Deps, request: Request) -> Response:
+    call = Call(deps, request)
+    call.enforce("os_compute_api:os-admin")
+    body = await call.body("quota_class_set")
+    updates: dict[str, int] = {}
+    for name, value in body.items():
+        if name not in _visible(call):
+            raise BadRequest(f"Unknown quota resource {name!r}")
+        if name not in quotas.LEGACY:
+            updates[name] = require_int(value, name, -1)
+    if request.path_params["class_name"] == "default":
+        async with deps.db.session() as session:
+            for name, value in updates.items():
+                row = await session.get(Quota, (quotas.CLASS_DEFAULT, name))
+                if row is None:
+                    session.add(Quota(project_id=quotas.CLASS_DEFAULT, resource=name,
+                                      hard_limit=value))
+                else:
+                    row.hard_limit = value
+    values = await _figures(call, "", defaults_only=True)
+    return ok({"quota_class_set": {name: values[name] for name in _visible(call)}})
 
 
 async def quota_delete(deps: Deps, request: Request) -> Response:

@@ -253,7 +253,7 @@ async def create(deps: Deps, request: Request) -> Response:
                         vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
                         image_ref=image["id"], key_name=key_name, key_data=key_data,
                         user_data=user_data, metadata_=metadata,
-                        config_drive="True" if body.get("config_drive") else "",
+                        config_drive="True" if _wants_config_drive(call, body, image) else "",
                         access_ip_v4=ip4, access_ip_v6=ip6,
                         reservation_id=reservation, launch_index=index,
                         request_spec={"hints": hints,
@@ -286,6 +286,13 @@ async def create(deps: Deps, request: Request) -> Response:
         "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": n} for n in sg_names]}
     out["adminPass"] = body.get("adminPass") or secrets.token_urlsafe(9)
     return ok({"server": out}, 202)
+
+
+def _wants_config_drive(call: Call, body: dict[str, Any], image: dict[str, Any]) -> bool:
+    """Nova's rule: the request asks, the image demands it, or the deployment forces it."""
+    return (body.get("config_drive") in (True, "True", "true", "1")
+            or image.get("img_config_drive") == "mandatory"
+            or call.deps.settings.compute.force_config_drive)
 
 
 async def _availability_zone(call: Call, value: Any) -> tuple[str | None, str | None]:

@@ -168,8 +168,8 @@ async def confirm(c: ConductorManager, uuid: str, request_id: str, migration_uui
     t = transition(Action.CONFIRM_RESIZE)
     mig = await _migration(c, migration_uuid)
     try:
-        if mig is not None and mig.source_compute and mig.source_compute != inst.host:
-            await c.agents.call(mig.source_compute, "destroy", uuid=uuid)
+        if mig is not None and mig.source_compute:  # the copy kept for a revert goes
+            await c.agents.call(mig.source_compute, "confirm_migration", uuid=uuid)
         await c.scheduler.release(migration_uuid)
     except Exception as exc:  # noqa: BLE001
         await _fail(c, uuid, t, VmState.RESIZED, request_id, exc, migration_uuid,
@@ -191,11 +191,10 @@ async def revert(c: ConductorManager, uuid: str, request_id: str, migration_uuid
     old = inst.old_flavor or inst.flavor
     prior = VmState(inst.prior_vm_state or VmState.ACTIVE)
     try:
-        target = await c.agents.call(source, "prepare_incoming", uuid=uuid, flavor=old,
-                                     live=False, block_migration=True)
-        await c.agents.call(dest, "migrate_out", uuid=uuid, dest=target, live=False)
-        power = await c.agents.call(source, "finish_incoming", uuid=uuid, dest=target,
-                                    flavor=old, power_on=prior == VmState.ACTIVE)
+        # The source kept its copy (disk at the old size): drop the new one, run that.
+        await c.agents.call(dest, "destroy", uuid=uuid)
+        power = await c.agents.call(source, "revert_migration", uuid=uuid, flavor=old,
+                                    power_on=prior == VmState.ACTIVE)
         await c.scheduler.release(uuid, dest)
         await c.scheduler.move(migration_uuid, uuid)
     except Exception as exc:  # noqa: BLE001

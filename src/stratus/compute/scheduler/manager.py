@@ -24,7 +24,7 @@ from stratus.compute.aggregates import AZ_KEY, host_metadata
 from stratus.compute.models import ComputeNode, Service
 from stratus.compute.scheduler import claims
 from stratus.compute.scheduler.hoststate import HostState, RequestSpec
-from stratus.compute.scheduler.select import NoValidHost, filter_hosts, rank
+from stratus.compute.scheduler.select import NoValidHost, candidates, rank
 from stratus.compute.scheduler.weighers import (
     CPUWeigher,
     DiskWeigher,
@@ -59,6 +59,7 @@ class SchedulerManager:
         self._full_loaded = 0.0
         self._since: datetime | None = None
         self.rng = random.Random()
+        self._start = 0  # where the next candidate search begins (spreads the scans)
 
     async def hosts(self, *, force: bool = False) -> list[HostState]:
         now = time.monotonic()
@@ -123,7 +124,11 @@ class SchedulerManager:
                      alternates: int) -> dict[str, Any]:
         for attempt in range(3):
             hosts = await self.hosts(force=attempt > 0)
-            passed, rejections = filter_hosts(hosts, req)
+            # soft-affinity must see the members' hosts, wherever they are: all hosts
+            limit = 0 if req.group_policy == "soft-affinity" \
+                else self.settings.scheduler_max_candidates
+            self._start += limit
+            passed, rejections = candidates(hosts, req, start=self._start, limit=limit)
             if not passed:
                 raise NoValidHost(rejections.explain(), kind="NoValidHost")
             ranked = rank(passed, req, self.weighers, self.settings.scheduler_host_subset_size,

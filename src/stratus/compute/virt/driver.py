@@ -33,6 +33,15 @@ reference, and ``tests/unit/compute/test_fake_driver.py`` the contract test):
   guest, or post-copy) and ``live_migration_abort`` cancels it, after which
   ``migrate_out`` raises :class:`MigrationAborted` with the guest still
   running on the source.
+* A cold migration or resize keeps the source's copy of the guest (stopped,
+  disks untouched) until the user decides: ``confirm_migration`` on the
+  source deletes it, ``revert_migration`` on the source brings it back as it
+  was (original disk, original size) after the destination's copy was
+  destroyed. Both hold on the same host (a resize in place) and on shared
+  storage.
+* A guest gets a config drive (OpenStack metadata on a disk) when
+  ``GuestSpec.config_drive`` asks; a driver may also add one when the guest
+  has no other way to learn its metadata, and says so in its docstring.
 * ``console_output`` returns the tail of the serial console log.
 * ``host_resources`` reports what the host offers; the scheduler applies the
   allocation ratios and reserved amounts on top.
@@ -87,6 +96,9 @@ class GuestSpec:
     admin_password: str | None = None
     hostname: str = ""
     extra_specs: dict[str, str] = field(default_factory=dict)
+    # Asked for by the server create request, the image (img_config_drive=mandatory)
+    # or the deployment (compute.force_config_drive), as Nova decides it.
+    config_drive: bool = False
     # The guest's network interfaces in order: {"port_id", "mac", "network_id"} each;
     # a driver gives the guest NIC i the MAC of nics[i] (the port's address).
     nics: tuple[dict[str, str], ...] = ()
@@ -234,6 +246,16 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     async def abort_incoming(self, uuid: str) -> None:
         """On the destination: undo ``prepare_incoming`` (idempotent)."""
+
+    @abc.abstractmethod
+    async def confirm_migration(self, uuid: str) -> None:
+        """On the source of a confirmed cold migration/resize: delete the copy kept
+        for a revert (idempotent)."""
+
+    @abc.abstractmethod
+    async def revert_migration(self, spec: GuestSpec, *, power_on: bool) -> None:
+        """On the source of a reverted cold migration/resize, once the destination's
+        copy is destroyed: restore the kept copy as it was and run it (or not)."""
 
     @abc.abstractmethod
     async def console_output(self, uuid: str, length: int | None = None) -> str: ...

@@ -96,6 +96,7 @@ class FakeDriver(Driver):
         self.calls: list[tuple[str, str]] = []  # (operation, uuid): for tests
         self._incoming: dict[str, FakeGuest] = {}
         self._live_runs: dict[str, _LiveRun] = {}
+        self._kept: dict[str, FakeGuest] = {}  # cold-migrated away, until confirm/revert
         _REGISTRY[host] = self
 
     # --- test knobs -------------------------------------------------------
@@ -258,6 +259,9 @@ class FakeDriver(Driver):
             stats = await self._live(uuid, target)
         else:
             await self._op("migrate", uuid)
+            guest = self._guest(uuid)  # kept, stopped, until confirm or revert
+            self._kept[uuid] = replace(guest, spec=guest.spec, power=_P.SHUTDOWN,
+                                       console=list(guest.console))
         guest = self._guest(uuid)
         destination = _REGISTRY.get(target.host)
         if destination is not None and destination is not self:
@@ -323,6 +327,19 @@ class FakeDriver(Driver):
 
     async def abort_incoming(self, uuid: str) -> None:
         self._incoming.pop(uuid, None)
+
+    async def confirm_migration(self, uuid: str) -> None:
+        await self._op("confirm_migration", uuid)
+        self._kept.pop(uuid, None)
+
+    async def revert_migration(self, spec: GuestSpec, *, power_on: bool) -> None:
+        await self._op("revert_migration", spec.uuid)
+        kept = self._kept.pop(spec.uuid, None)
+        if kept is None:
+            raise DriverError(f"no copy of guest {spec.uuid} kept on {self.host} to revert to")
+        kept.spec = spec
+        kept.power = _P.RUNNING if power_on else _P.SHUTDOWN
+        self.guests[spec.uuid] = kept
 
     async def console_output(self, uuid: str, length: int | None = None) -> str:
         await self._op("console_output", uuid)

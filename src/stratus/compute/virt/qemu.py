@@ -79,7 +79,7 @@ class QemuDriver(Driver):
     hypervisor_type = "QEMU"
 
     def __init__(self, host: str, *, instances_dir: Path, base_dir: Path | None = None,
-                 accel: str = "tcg", fast_boot: Any = None, guest_cache: Path | None = None, network: bool = True, config_drive: bool = True,
+                 accel: str = "tcg", fast_boot: Any = None, guest_cache: Path | None = None, network: bool = True, metadata_service: bool = False,
                  soft_timeout: float = 30.0, vnc: bool = True) -> None:
         self.host = host
         self.instances = instances_dir
@@ -89,7 +89,7 @@ class QemuDriver(Driver):
         self.fast_boot = fast_boot  # stratus.guest.builder.GuestArtifacts, or None ...
         self.guest_cache = guest_cache  # ... or where `stratus image build` leaves them
         self.network = network
-        self.config_drive = config_drive
+        self.metadata_service = metadata_service
         self.soft_timeout = soft_timeout
         self.vnc = vnc
         self.host_key = hashlib.sha1(host.encode()).hexdigest()[:8]
@@ -123,6 +123,15 @@ class QemuDriver(Driver):
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(rec, indent=1) + "\n")
         os.replace(tmp, path)
+
+    def wants_config_drive(self, spec: GuestSpec) -> bool:
+        """A config drive when asked (``spec.config_drive``), and also whenever the
+        guest has no other metadata source: no metadata service answers guests on
+        this host yet (user-mode networking has none, and the network service's
+        metadata proxy is not wired), so without the drive a guest would never
+        learn its hostname, keys or user data. Set ``metadata_service`` once one
+        answers, and only the guests that ask get a drive, as in Nova."""
+        return spec.config_drive or not self.metadata_service
 
     def lock(self, uuid: str) -> asyncio.Lock:
         return self._locks.setdefault(uuid, asyncio.Lock())
@@ -256,7 +265,7 @@ class QemuDriver(Driver):
             try:
                 await asyncio.to_thread(disks.create_overlay, base, d / "disk.qcow2",
                                         spec.root_gb)
-                if self.config_drive:
+                if self.wants_config_drive(spec):
                     await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
                 rec = self.new_record(spec)
                 self.save(spec.uuid, rec)
@@ -285,7 +294,7 @@ class QemuDriver(Driver):
                 shutil.rmtree(run, ignore_errors=True)
             (d / "rescue.qcow2").unlink(missing_ok=True)
             await asyncio.to_thread(disks.grow, d / "disk.qcow2", spec.root_gb)
-            if self.config_drive:
+            if self.wants_config_drive(spec):
                 await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
             rec.update(host=self.host, name=spec.name, vcpus=spec.vcpus,
                        memory_mb=spec.memory_mb, root_gb=spec.root_gb, suspended=False,
@@ -503,6 +512,12 @@ class QemuDriver(Driver):
 
     async def abort_incoming(self, uuid: str) -> None:
         await qemu_migrate.abort_incoming(self, uuid)
+
+    async def confirm_migration(self, uuid: str) -> None:
+        await qemu_migrate.confirm(self, uuid)
+
+    async def revert_migration(self, spec: GuestSpec, *, power_on: bool) -> None:
+        await qemu_migrate.revert(self, spec, power_on=power_on)
 
     async def console_output(self, uuid: str, length: int | None = None) -> str:
         self._mine(uuid)

@@ -29,7 +29,9 @@ the guest never entering the user-paused state (so the destination runs it);
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
@@ -141,7 +143,7 @@ async def prepare_incoming(drv: QemuDriver, spec: GuestSpec, *, live: bool,
         base = drv.bases.path(spec.image_id) if spec.image_id else None
         if base is not None and base.exists():
             extra["base"] = str(base)
-        if drv.config_drive:
+        if drv.wants_config_drive(spec):
             await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
         drv.save(uuid, rec)
     if not live:
@@ -232,6 +234,7 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
             if mode == "copy":
                 await asyncio.to_thread(_copy_disks, drv.dir(uuid), Path(target.extra["dir"]),
                                         target.extra.get("base"))
+            await asyncio.to_thread(_keep_for_revert, drv, uuid, rec, moved=mode != "shared")
     if mode == "shared":
         shutil.rmtree(drv.run_dir(uuid), ignore_errors=True)
         if live:
@@ -241,6 +244,68 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
     else:
         shutil.rmtree(drv.dir(uuid), ignore_errors=True)
     return stats
+
+
+# --- cold migration/resize: the source's copy until confirm or revert -------------------
+
+def kept_dir(drv: QemuDriver, uuid: str) -> Path:
+    return drv.instances / f"{uuid}_resize"
+
+
+def _keep_for_revert(drv: QemuDriver, uuid: str, rec: dict[str, Any], *, moved: bool) -> None:
+    """Keep the stopped guest's files as ``<uuid>_resize`` (Nova's name) until the
+    user confirms or reverts. Copied to another instances directory, the files
+    are simply renamed; when the destination works on the same files (shared
+    storage, or a resize on this host) the overlay is copied before it grows.
+    The kept record has no ``host``, so nothing lists it as a guest."""
+    kept = kept_dir(drv, uuid)
+    shutil.rmtree(kept, ignore_errors=True)
+    if moved:
+        os.replace(drv.dir(uuid), kept)
+    else:
+        shutil.copytree(drv.dir(uuid), kept, ignore=shutil.ignore_patterns("run-*", "*.tmp"))
+    for run in kept.glob("run-*"):
+        shutil.rmtree(run, ignore_errors=True)
+    (kept / "guest.json").write_text(json.dumps(
+        {**rec, "host": None, "suspended": False, "resize_source": drv.host}, indent=1) + "\n")
+
+
+async def confirm(drv: QemuDriver, uuid: str) -> None:
+    kept = kept_dir(drv, uuid)
+    if kept.exists() and _kept_source(kept) in (drv.host, None):
+        await asyncio.to_thread(shutil.rmtree, kept, True)
+
+
+async def revert(drv: QemuDriver, spec: GuestSpec, *, power_on: bool) -> None:
+    """Put the kept files back in place (the destination destroyed its copy first)
+    and start the guest with the old flavor: its disk is the original, size and all."""
+    uuid = spec.uuid
+    kept = kept_dir(drv, uuid)
+    if not kept.exists() or _kept_source(kept) != drv.host:
+        raise DriverError(f"no copy of guest {uuid} kept on {drv.host} to revert to")
+    async with drv.lock(uuid):
+        current = drv.record(uuid)
+        if current is not None and current.get("host") not in (None, drv.host):
+            raise DriverError(f"guest {uuid} still belongs to {current['host']}; destroy it "
+                              "there before reverting")
+        if drv._proc(uuid) is not None:
+            await drv._stop_process(uuid, drv._proc(uuid))
+        shutil.rmtree(drv.dir(uuid), ignore_errors=True)
+        os.replace(kept, drv.dir(uuid))
+        rec = drv.record(uuid) or {}
+        rec.pop("resize_source", None)
+        rec.update(host=drv.host, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
+                   root_gb=spec.root_gb, suspended=False)
+        drv.save(uuid, rec)
+        if power_on:
+            await drv._start(uuid, rec)
+
+
+def _kept_source(kept: Path) -> str | None:
+    try:
+        return json.loads((kept / "guest.json").read_text()).get("resize_source")
+    except (OSError, ValueError):
+        return None
 
 
 async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,

@@ -59,6 +59,8 @@ def routes(api: Api) -> list[Route]:
         body = await api.body(request, "application_credential")
         if caller.payload.scope_kind != PROJECT or caller.payload.project_id is None:
             raise BadRequest("Application credentials are made with a project-scoped token.")
+        if caller.payload.trust_id:
+            raise Forbidden("A trust-scoped token cannot create application credentials.")
         if caller.payload.app_cred_id:
             async with idn.db.session() as s:
                 parent = await find_row(s, m.app_creds, id=caller.payload.app_cred_id)

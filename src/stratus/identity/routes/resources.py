@@ -10,11 +10,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stratus.errors import BadRequest, NotFound, Unauthorized
-from stratus.identity.security import check_self_service_change
 from stratus.identity import models as m
 from stratus.identity import resources as r
 from stratus.identity.core import DEFAULT_DOMAIN_ID, find_row, get_row, text
 from stratus.identity.routes.common import Api, matches, name_filter, no_content, ok, route
+from stratus.identity.security import check_self_service_change
 
 
 def routes(api: Api) -> list[Route]:

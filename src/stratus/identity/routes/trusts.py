@@ -9,10 +9,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from stratus.errors import Forbidden, NotFound
-from stratus.identity import trusts as t
-from stratus.identity.core import find_row
-from stratus.identity.assignments import role_view
 from stratus.identity import models as m
+from stratus.identity import trusts as t
+from stratus.identity.assignments import role_view
+from stratus.identity.core import find_row
 from stratus.identity.provider import ValidToken
 from stratus.identity.routes.common import Api, no_content, ok, route
 

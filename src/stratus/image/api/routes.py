@@ -75,7 +75,8 @@ def routes(core: ImageCore, settings: ImageSettings) -> list[BaseRoute]:
 
     async def info_usage(request: Request) -> Response:
         ctx = context_of(request)
-        count, used = await core.repo.usage(ctx.project_id)
+        count, _ = await core.repo.usage(ctx.project_id)
+        used = await core.usage.used(ctx.project_id)  # stored and being uploaded
         return JSONResponse({"usage": {
             "image_size_total": {"limit": _mib(settings.image_size_total_quota),
                                  "usage": used // (1024 * 1024)},
