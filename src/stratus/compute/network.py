@@ -338,7 +338,7 @@ async def release(api: RestNetworkAPI, vifs: list[Vif]) -> None:
                 await api.call("DELETE", f"/ports/{vif['port_id']}")
         except NotFound:
             continue
-        except Exception:  # noqa: BLE001 - a port left behind must not fail a delete
+        except Exception:
             log.warning("could not release port %s", vif["port_id"], exc_info=True)
 
 
@@ -468,7 +468,7 @@ class VifEvents:
     async def wait(futures: dict[str, asyncio.Future[str]], timeout: float) -> None:
         if not futures or timeout <= 0:
             return
-        done, pending = await asyncio.wait(list(futures.values()), timeout=timeout)
+        _done, pending = await asyncio.wait(list(futures.values()), timeout=timeout)
         if pending:
             missing = [p for p, f in futures.items() if not f.done()]
             raise VifPlugTimeout(f"Virtual interface creation failed: no network-vif-plugged "

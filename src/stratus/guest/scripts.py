@@ -55,7 +55,14 @@ ip link set lo up
 
 disks=""
 for d in /sys/block/vd*; do [ -e "$d" ] && disks="$disks${{disks:+,}}${{d##*/}}"; done
-disk=$(findfs LABEL={DATA_LABEL} 2>/dev/null)
+# The first disk whose FAT label (boot sector offset 71) is ours: a rescued guest keeps
+# its state on the rescue disk (vda) and finds its own disk second (vdb).
+disk=""
+for p in /dev/vd[a-z]1; do
+    [ -b "$p" ] && [ "$(dd if="$p" bs=1 skip=71 count={len(DATA_LABEL)} 2>/dev/null)" = {DATA_LABEL} ] &&
+        {{ disk=$p; break; }}
+done
+[ -n "$disk" ] || disk=$(findfs LABEL={DATA_LABEL} 2>/dev/null)
 if [ -n "$disk" ] && mount -t vfat -o rw,noatime "$disk" /mnt/disk; then
     mkdir -p /mnt/disk/stratus
     state=/mnt/disk/stratus

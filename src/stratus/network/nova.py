@@ -52,7 +52,7 @@ class ComputeNotifier:
         except (httpx.HTTPError, OSError) as exc:
             log.warning("could not send %d event(s) to compute: %s", len(events), exc)
             return
-        except Exception:  # noqa: BLE001 - identity down, etc.: compute times out instead
+        except Exception:
             log.exception("could not send events to compute")
             return
         if resp.status_code not in (200, 207, 404):

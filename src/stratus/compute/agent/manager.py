@@ -368,7 +368,7 @@ class AgentManager:
             raise
         try:
             await network.refresh_cache(api, self.db, inst.uuid)
-        except Exception:  # noqa: BLE001 - the next network-changed event refreshes it
+        except Exception:
             log.warning("could not refresh the ports of %s", inst.uuid, exc_info=True)
 
     async def external_instance_event(self, uuid: str, events: list[dict[str, Any]]) -> None:
@@ -420,7 +420,7 @@ class AgentManager:
                 stats = await self.driver.migration_progress(uuid)
                 if stats is not None:
                     await migration_record(self.db, migration_uuid, **stats.as_record())
-            except Exception:  # noqa: BLE001 - progress is informative, never fatal
+            except Exception:
                 log.debug("progress of the migration of %s unavailable", uuid, exc_info=True)
 
     async def live_migration_abort(self, uuid: str) -> None:

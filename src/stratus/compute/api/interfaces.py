@@ -16,6 +16,7 @@ from stratus.compute import network
 from stratus.compute.api.common import Call, Deps, accepted, ok
 from stratus.errors import BadRequest, Conflict, NotFound
 
+
 def _api(call: Call) -> network.RestNetworkAPI:
     if call.deps.network is None:
         raise BadRequest("This cloud has no network service.")

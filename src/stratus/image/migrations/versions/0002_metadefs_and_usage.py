@@ -34,7 +34,7 @@ def _child(name: str, *columns: sa.Column) -> None:  # type: ignore[type-arg]
         sa.PrimaryKeyConstraint("namespace_id", "name", name=f"pk_{name}"),
         sa.ForeignKeyConstraint(["namespace_id"], ["metadef_namespaces.id"],
                                 ondelete="CASCADE",
-                                name=f"fk_{name}_namespace_id_metadef_namespaces"),
+                                name=f"fk_{name}_namespace"),  # MySQL: <= 64 chars
     )
 
 
