@@ -6,7 +6,10 @@
   next to starting the same QEMU command by hand (`stratus.guest.qemu.start`
   of the same image, same accel, same kernel) -> up marker;
 * snapshot (createImage -> image active) vs `qemu-img convert -O qcow2` of
-  the same guest disk.
+  the same guest disk;
+* N parallel boots (default 10): one POST /servers each, all at once, until
+  every guest's up marker, vs N raw QEMUs started at once; then the host
+  memory of each idle guest (RSS of its QEMU process, after the marker).
 Needs root and QEMU (the tests/vm requirements).
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -26,7 +30,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from stratus.guest import qemu as gq  # noqa: E402
-from stratus.guest.builder import build_guest  # noqa: E402
+from stratus.guest.builder import GuestArtifacts, build_guest  # noqa: E402
 from tests.support.cloud import ADMIN_PASSWORD, CloudProcess  # noqa: E402
 
 
@@ -40,6 +44,7 @@ def token(c: CloudProcess) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=10)
     args = ap.parse_args()
     cache = Path.home() / ".cache" / "stratus-test"
     art = build_guest(cache / "guest")
@@ -48,6 +53,7 @@ def main() -> None:
     c = CloudProcess(data, env={"STRATUS_HYPERVISOR": "qemu"})
     c.start()
     raw, active, marker, snap, convert = [], [], [], [], []
+    par: dict[str, float] = {}
     try:
         h = {"X-Auth-Token": token(c), "OpenStack-API-Version": "compute 2.96"}
         api = httpx.Client(base_url=f"{c.url('compute')}/v2.1", headers=h, timeout=60)
@@ -95,6 +101,7 @@ def main() -> None:
             api.delete(f"/servers/{sid}")
             while api.get(f"/servers/{sid}").status_code != 404:
                 time.sleep(0.05)
+        par = parallel(api, data, art, accel, image_id, args.parallel)
     finally:
         c.stop()
         for pidfile in (data / "instances").glob("*/run-*/qemu.pid"):
@@ -110,7 +117,55 @@ def main() -> None:
                       "marker_ratio_vs_raw": round(m(marker) / m(raw), 2),
                       "snapshot_api_s": round(m(snap), 3),
                       "qemu_img_convert_s": round(m(convert), 3),
-                      "snapshot_ratio": round(m(snap) / m(convert), 2)}, indent=1))
+                      "snapshot_ratio": round(m(snap) / m(convert), 2), **par}, indent=1))
+
+
+def parallel(api: httpx.Client, data: Path, art: GuestArtifacts, accel: str, image_id: str,
+             n: int) -> dict[str, float]:
+    """N boots at once through the API and by hand, to every up marker; idle RSS."""
+    work = Path(tempfile.mkdtemp(prefix="rawpar-", dir="/tmp"))
+    t0 = time.monotonic()
+    guests = [gq.start(gq.GuestSpec(disk=art.disk, workdir=work / f"g{i}", accel=accel,
+                                    memory_mib=128, kernel=art.vmlinux, initrd=art.initrd,
+                                    append=art.cmdline, vnc=False)) for i in range(n)]
+    try:
+        for g in guests:
+            g.wait_for_marker(300)
+        raw_s = time.monotonic() - t0
+    finally:
+        for g in guests:
+            g.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+    t0 = time.monotonic()
+    ids = [api.post("/servers", json={"server": {
+        "name": f"p{i}", "imageRef": image_id, "flavorRef": "2", "networks": "none"}}
+    ).json()["server"]["id"] for i in range(n)]
+    pending = set(ids)
+    while pending:
+        for sid in list(pending):
+            logs = list((data / "instances" / sid).glob("run-*/serial.log"))
+            if logs and gq.MARKER_RE.search(logs[0].read_bytes()):
+                pending.discard(sid)
+        assert time.monotonic() - t0 < 300, f"{len(pending)} guests not up"
+        time.sleep(0.05)
+    api_s = time.monotonic() - t0
+    time.sleep(5)  # idle
+    rss = []
+    for sid in ids:
+        pidfile = next((data / "instances" / sid).glob("run-*/qemu.pid"))
+        status = Path(f"/proc/{pidfile.read_text().strip()}/status").read_text()
+        rss.append(int(re.search(r"VmRSS:\s+(\d+)", status)[1]) / 1024)  # type: ignore[index]
+    for sid in ids:
+        api.delete(f"/servers/{sid}")
+    for sid in ids:
+        while api.get(f"/servers/{sid}").status_code != 404:
+            time.sleep(0.05)
+    return {f"parallel_{n}_raw_to_all_markers_s": round(raw_s, 2),
+            f"parallel_{n}_api_to_all_markers_s": round(api_s, 2),
+            "parallel_ratio_vs_raw": round(api_s / raw_s, 2),
+            "idle_guest_rss_mib_median": round(statistics.median(rss), 1),
+            "idle_guest_rss_mib_max": round(max(rss), 1)}
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def test_console_log_show_has_the_up_marker(cloud: QemuCloud, mover: Mover) -> N
 def test_live_migration_moves_the_running_guest_without_a_reboot(cloud: QemuCloud,
                                                                  mover: Mover) -> None:
     c, vm = cloud, mover.name
-    s = c.wait(vm, "ACTIVE")
+    s = c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     source = s["OS-EXT-SRV-ATTR:host"]
     before = c.wait_console(vm, r"tick=\d+")
     last_tick = ticks(before)[-1]
@@ -107,7 +107,7 @@ def test_live_migration_moves_the_running_guest_without_a_reboot(cloud: QemuClou
 def test_cold_migration_confirmed_boots_the_same_disk_on_the_other_host(
         cloud: QemuCloud, mover: Mover) -> None:
     c, vm = cloud, mover.name
-    s = c.wait(vm, "ACTIVE")
+    s = c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     source = s["OS-EXT-SRV-ATTR:host"]
     c.cli("server", "migrate", "--wait", vm)
     c.wait(vm, "VERIFY_RESIZE")
@@ -121,7 +121,7 @@ def test_cold_migration_confirmed_boots_the_same_disk_on_the_other_host(
 def test_resize_revert_restores_the_flavor_then_confirm_applies_it(cloud: QemuCloud,
                                                                    mover: Mover) -> None:
     c, vm = cloud, mover.name
-    s = c.wait(vm, "ACTIVE")
+    s = c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     c.cli("server", "resize", "--flavor", BIGGER, "--wait", vm)
     s = c.wait(vm, "VERIFY_RESIZE")
     assert s["flavor"]["original_name"] == BIGGER
@@ -147,7 +147,7 @@ def test_resize_revert_restores_the_flavor_then_confirm_applies_it(cloud: QemuCl
 
 def test_shelve_then_offload_then_unshelve_keeps_the_disk(cloud: QemuCloud, mover: Mover) -> None:
     c, vm = cloud, mover.name
-    s = c.wait(vm, "ACTIVE")
+    s = c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     sid = s["id"]
     c.cli("server", "shelve", "--wait", vm)
     s = c.wait(vm, "SHELVED")
@@ -167,7 +167,7 @@ def test_shelve_then_offload_then_unshelve_keeps_the_disk(cloud: QemuCloud, move
 def test_rescue_boots_the_rescue_image_with_the_disk_second(cloud: QemuCloud,
                                                             mover: Mover) -> None:
     c, vm = cloud, mover.name
-    c.wait(vm, "ACTIVE")
+    c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     mark = len(c.console(vm))
     c.cli("server", "rescue", vm)
     c.wait(vm, "RESCUE")
@@ -182,7 +182,7 @@ def test_rescue_boots_the_rescue_image_with_the_disk_second(cloud: QemuCloud,
 def test_evacuate_from_a_dead_host_boots_the_shared_disk_elsewhere(cloud: QemuCloud,
                                                                   mover: Mover) -> None:
     c, vm = cloud, mover.name
-    s = c.wait(vm, "ACTIVE")
+    s = c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     source, sid = s["OS-EXT-SRV-ATTR:host"], s["id"]
     c.cli("compute", "service", "set", "--down", source, "nova-compute")
     try:
@@ -203,7 +203,7 @@ def test_evacuate_from_a_dead_host_boots_the_shared_disk_elsewhere(cloud: QemuCl
 
 def test_rebuild_boots_a_new_disk_from_the_image(cloud: QemuCloud, mover: Mover) -> None:
     c, vm = cloud, mover.name
-    s = c.wait(vm, "ACTIVE")
+    s = c.wait(vm, "ACTIVE", timeout=20)  # as the previous test left it
     c.cli("server", "rebuild", "--image", "stratus-guest", "--wait", vm)
     after = c.wait(vm, "ACTIVE")
     assert after["OS-EXT-SRV-ATTR:host"] == s["OS-EXT-SRV-ATTR:host"]

@@ -73,9 +73,10 @@ async def test_default_quota_class_changes_every_projects_defaults(cloud: Cloud)
         body = (await c.get("/os-quota-class-sets/default")).json()
         check("quota_classes.get_quota_class_set", "2.1", 200, body)
         resp = await c.put("/os-quota-class-sets/default",
-                           json={"quota_class_set": {"instances": 77}})
+                           json={"quota_class_set": {"instances": 77, "fixed_ips": 99}})
         check("quota_classes.update_quota_class_set", "2.1", resp.status_code, resp.json())
         assert resp.json()["quota_class_set"]["instances"] == 77
+        assert resp.json()["quota_class_set"]["fixed_ips"] == 99
         quota = (await c.get("/os-quota-sets/project-2")).json()["quota_set"]
         assert quota["instances"] == 77
         defaults = (await c.get("/os-quota-sets/project-2/defaults")).json()["quota_set"]

@@ -160,7 +160,10 @@ class AgentManager:
     async def rescue_instance(self, uuid: str, request_id: str, token: str,
                               image_id: str | None) -> None:
         async def work(inst: Instance, progress: Progress) -> dict[str, Any]:
-            await self.driver.rescue(uuid, self.image_source(token), image_id)
+            # Nova's default rescue image is the server's image, not whatever the guest
+            # was last spawned from (after an unshelve: the deleted shelve snapshot).
+            await self.driver.rescue(uuid, self.image_source(token),
+                                     image_id or inst.image_ref)
             return {"rescue_image_ref": image_id}
         await self._run(Action.RESCUE, uuid, request_id, work)
 

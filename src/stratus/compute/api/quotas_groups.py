@@ -33,8 +33,7 @@ async def _figures(call: Call, project: str, defaults_only: bool = False) -> dic
     else:
         async with deps.db.session() as session:
             values = await quotas.limits(session, deps.settings.compute, project)
-    values.update(_LEGACY_DEFAULTS)
-    return values
+    return {**_LEGACY_DEFAULTS, **values}  # legacy ones only the default class may set
 
 
 def _target(call: Call) -> tuple[str, dict[str, Any]]:
@@ -106,8 +105,7 @@ async def quota_class_update(deps: Deps, request: Request) -> Response:
     for name, value in body.items():
         if name not in _visible(call):
             raise BadRequest(f"Unknown quota resource {name!r}")
-        if name not in quotas.LEGACY:
-            updates[name] = require_int(value, name, -1)
+        updates[name] = require_int(value, name, -1)  # legacy ones too, shown before 2.50
     if request.path_params["class_name"] == "default":
         async with deps.db.session() as session:
             for name, value in updates.items():
