@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stratus.compute import quotas
+from stratus.compute.api import secgroups
 from stratus.compute.api.common import (
     Call,
     Deps,
@@ -461,9 +462,12 @@ ACTIONS: dict[str, tuple[Handler, str]] = {
     "forceDelete": (force_delete, "2.1"),
     "os-resetState": (reset_state, "2.1"),
     "restore": (restore, "2.1"),
+    "addSecurityGroup": (secgroups.add_security_group, "2.1"),
+    "removeSecurityGroup": (secgroups.remove_security_group, "2.1"),
 }
 # Unlocked servers only for these (lock/unlock and reads are always allowed).
-_LOCK_EXEMPT = {"lock", "unlock", "os-getConsoleOutput", "os-resetState"}
+_LOCK_EXEMPT = {"lock", "unlock", "os-getConsoleOutput", "os-resetState",
+                "addSecurityGroup", "removeSecurityGroup"}
 # Actions that make sense for a server with no host (building, error, offloaded).
 _HOSTLESS = ("unshelve", "forceDelete", "lock", "unlock", "os-resetState", "restore")
 

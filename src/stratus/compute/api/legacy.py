@@ -19,6 +19,7 @@ from stratus.compute.states import PowerState
 from stratus.db.base import utcnow
 from stratus.errors import BadRequest, NotFound, NotImplementedYet
 
+
 async def blank_id(deps: Deps, request: Request) -> Response:
     """``/collection/`` with an empty id: 404 as Nova (not a redirect to the list)."""
     raise NotFound(f"No resource with an empty id at {request.url.path}")
@@ -54,6 +55,7 @@ EXTENSIONS: tuple[tuple[str, str, str], ...] = (
     ("os-pause-server", "PauseServer", "Enable pause/unpause server actions."),
     ("os-quota-sets", "Quotas", "Quotas management support."),
     ("os-rescue", "Rescue", "Instance rescue mode."),
+    ("os-security-groups", "SecurityGroups", "Security group support."),
     ("os-server-diagnostics", "ServerDiagnostics",
      "Allow Admins to view server diagnostics through server id."),
     ("os-server-external-events", "ServerExternalEvents", "Server External Event Triggers."),

@@ -23,6 +23,7 @@ from stratus.compute.api import (
     interfaces,
     legacy,
     quotas_groups,
+    secgroups,
     servers,
 )
 from stratus.compute.api.common import Deps
@@ -123,6 +124,15 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
     ("/os-instance_usage_audit_log", ["GET"], legacy.usage_audit_log),
     ("/os-instance_usage_audit_log/{before}", ["GET"], legacy.usage_audit_log),
     ("/servers/{server_id}/diagnostics", ["GET"], legacy.diagnostics),
+    ("/os-security-groups", ["GET"], secgroups.index),
+    ("/os-security-groups", ["POST"], secgroups.create),
+    ("/os-security-groups/", ["PUT", "DELETE"], legacy.blank_id),
+    ("/os-security-groups/{group_id}", ["GET"], secgroups.show),
+    ("/os-security-groups/{group_id}", ["PUT"], secgroups.update),
+    ("/os-security-groups/{group_id}", ["DELETE"], secgroups.delete),
+    ("/os-security-group-rules", ["POST"], secgroups.rule_create),
+    ("/os-security-group-rules/{rule_id}", ["DELETE"], secgroups.rule_delete),
+    ("/servers/{server_id}/os-security-groups", ["GET"], secgroups.server_index),
 ]
 
 
