@@ -205,7 +205,7 @@ def _rule_request(body: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest(f"Invalid cidr {cidr}.") from None
         if net.prefixlen == 0 and int(net.network_address) != 0:
             raise BadRequest(f"Bad prefix for network in cidr {cidr}")
-        rule["remote_ip_prefix"] = str(net)
+        rule["remote_ip_prefix"] = str(cidr)  # as given: Nova echoes the caller's cidr
         rule["ethertype"] = f"IPv{net.version}"
     if protocol is None and from_port is None and to_port is None:
         if group_id is None:
@@ -260,6 +260,9 @@ async def rule_create(deps: Deps, request: Request) -> Response:
     if source is not None:
         groups[source["id"]] = source
     view = _rule_view(created, groups)
+    if view is not None and view["ip_range"] and body.get("cidr"):
+        # The network service keeps the network address; Nova echoes the caller's cidr.
+        view["ip_range"] = {"cidr": str(body["cidr"])}
     return ok({"security_group_rule": view})
 
 
