@@ -50,7 +50,9 @@ def main() -> None:
     art = build_guest(cache / "guest")
     data = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
     (data / "guest").symlink_to(art.directory.parent)
-    c = CloudProcess(data, env={"STRATUS_HYPERVISOR": "qemu"})
+    # 10 one-vCPU guests on 2 cores: above the default 4x CPU overcommit.
+    c = CloudProcess(data, env={"STRATUS_HYPERVISOR": "qemu",
+                                "STRATUS_COMPUTE__CPU_ALLOCATION_RATIO": "8"})
     c.start()
     raw, active, marker, snap, convert = [], [], [], [], []
     par: dict[str, float] = {}
@@ -147,7 +149,12 @@ def parallel(api: httpx.Client, data: Path, art: GuestArtifacts, accel: str, ima
             logs = list((data / "instances" / sid).glob("run-*/serial.log"))
             if logs and gq.MARKER_RE.search(logs[0].read_bytes()):
                 pending.discard(sid)
-        assert time.monotonic() - t0 < 300, f"{len(pending)} guests not up"
+        if time.monotonic() - t0 > 300:
+            states = [api.get(f"/servers/{sid}").json()["server"] for sid in pending]
+            raise SystemExit(f"{len(pending)} guests not up: " + "; ".join(
+                f"{s['status']} {s.get('fault', {}).get('message', '')}" for s in states)
+                + "\n" + "\n".join(line for line in (data / "stratus.log").read_text()
+                                    .splitlines() if "WARN" in line or "ERROR" in line)[-3000:])
         time.sleep(0.05)
     api_s = time.monotonic() - t0
     time.sleep(5)  # idle

@@ -166,6 +166,9 @@ def server(inst: Instance, c: ServerContext, *, in_list: bool = False,
         if in_list and f.name in SHOW_ONLY:
             continue
         out[f.name] = f.get(inst, c)
+    if basic and "addresses" in out:  # as Nova's basic view: addresses without OS-EXT-IPS*
+        out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in ips]
+                            for net, ips in out["addresses"].items()}
     fault = _fault(inst, c)
     if fault:
         out["fault"] = fault
