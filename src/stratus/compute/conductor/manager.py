@@ -124,9 +124,9 @@ class ConductorManager:
     async def _spawn_on(self, uuid: str, host: str, node: str, request_id: str,
                         token: str) -> None:
         inst = await self.store.get(uuid)
-        # networking and block_device_mapping have no work yet (no ports, no
-        # volumes): one guarded write takes the build straight to spawning.
-        # TODO(issue 5): walk them when ports and volumes are attached here.
+        # Ports are created and bound by the agent as part of spawn; block
+        # devices beyond the image need a volume service, which does not exist
+        # yet. So one guarded write takes the build straight to spawning.
         if inst.task_state != T.SPAWNING.value and not await self.store.advance(
                 uuid, inst.task_state, T.SPAWNING, host=host, node=node,
                 availability_zone=inst.availability_zone or await self._zone_of(host)):
