@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.cloud import ADMIN_PASSWORD, CloudProcess
+# Shared CLI helpers; re-exported for the identity tests that import them from here.
+from tests.support.openstack import json_docs, openstack, unique  # noqa: F401
 
-OPENSTACK = str(Path(__file__).resolve().parents[3] / ".venv" / "bin" / "openstack")
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -112,34 +104,3 @@ def tenants(keystone: Keystone) -> tuple[Tenant, Tenant]:
         r_token, _ = keystone.login(reader["name"], reader["password"], project_id=project["id"])
         out.append(Tenant(project, member, reader, m_token, r_token))
     return out[0], out[1]
-
-
-def openstack(cloud: CloudProcess, *args: str, stdin: str | None = None,
-              env: dict[str, str] | None = None, cloud_name: str | None = "stratus",
-              check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the real `openstack` CLI against the cloud (its clouds.yaml)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    full_env["OS_CLIENT_CONFIG_FILE"] = str(cloud.data_dir / "clouds.yaml")
-    if cloud_name:
-        full_env["OS_CLOUD"] = cloud_name
-    full_env.update(env or {})
-    result = subprocess.run([OPENSTACK, *args], input=stdin, capture_output=True, text=True,
-                            env=full_env, timeout=120, check=False)
-    if check:
-        assert result.returncode == 0, f"openstack {args}: {result.stderr}\n{result.stdout}"
-    return result
-
-
-def json_docs(text: str) -> list[Any]:
-    """Every JSON document printed one after another (interactive `openstack` output)."""
-    decoder = json.JSONDecoder()
-    docs, pos = [], 0
-    text = text.strip()
-    while pos < len(text):
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            break
-        doc, pos = decoder.raw_decode(text, pos)
-        docs.append(doc)
-    return docs
