@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 from stratus.compute.scheduler.hoststate import HostState, RequestSpec
 from stratus.compute.scheduler.select import filter_hosts, rank
@@ -52,17 +51,16 @@ def test_ram_weigher_spreads_and_negative_multiplier_stacks() -> None:
     assert rank(hosts, spec, (RAMWeigher(-1.0),))[0].host == "h1"
 
 
-def test_choosing_among_10000_hosts_takes_milliseconds() -> None:
+def test_choosing_among_10000_hosts_picks_a_host_that_fits() -> None:
+    # How fast this is gets measured by bench/compute_boot.py --scheduler-only, not asserted here.
     rng = random.Random(1)
     hosts = [host(i, memory_mb_used=rng.randrange(16000), vcpus_used=rng.randrange(30))
              for i in range(10_000)]
     spec = RequestSpec(vcpus=2, memory_mb=2048, disk_gb=10)
-    start = time.perf_counter()
     passed, _ = filter_hosts(hosts, spec)
     best = rank(passed, spec, (RAMWeigher(1.0), CPUWeigher(1.0)))[0]
-    elapsed = time.perf_counter() - start
+    assert best in passed
     assert best.free_memory_mb >= 2048
-    assert elapsed < 0.5, elapsed  # the bench reports the real figure
 
 
 def test_candidate_search_stops_at_its_limit_but_explains_over_all_hosts() -> None:
