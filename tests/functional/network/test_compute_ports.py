@@ -79,6 +79,13 @@ def test_nic_net_id_port_id_and_none(user: User) -> None:
     addrs = user.server(sid)["addresses"]["private"]
     assert {a["addr"]: a["OS-EXT-IPS:type"] for a in addrs} == {"10.1.0.50": "fixed",
                                                                  fip: "floating"}
+    ips = user.api("GET", f"/servers/{sid}/ips").json()
+    assert ips == {"addresses": {"private": [{"version": 4, "addr": "10.1.0.50"},
+                                             {"version": 4, "addr": fip}]}}
+    assert user.api("GET", f"/servers/{sid}/ips/private").json() == ips["addresses"]
+    missing = user.api("GET", f"/servers/{sid}/ips/public")
+    assert missing.status_code == 404
+    assert "not a member" in missing.json()["itemNotFound"]["message"]
 
     mine = user.osc("port", "create", "--network", net, "my-port")["id"]
     sid2 = _boot(user, "by-port", "--nic", f"port-id={mine}")

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stratus.compute import quotas
+from stratus.compute import network, quotas
 from stratus.compute.api.common import Call, Deps, check_metadata, ok
 from stratus.compute.api.servers import TAG_RE
 from stratus.compute.api.views import migration as migration_view
@@ -218,29 +218,41 @@ async def actions_show(deps: Deps, request: Request) -> Response:
 
 
 _IN_PROGRESS = ("queued", "preparing", "running")
+_SHOWN = (*_IN_PROGRESS, "post-migrating")  # what GET .../migrations/{id} still shows
 
 
 async def server_migrations(deps: Deps, request: Request) -> Response:
+    """Live migrations in progress (2.23+: list, show), abort one (2.24+: DELETE).
+
+    As Nova: abort needs the server migrating (409), the migration to be this
+    server's (404) and running (400; from 2.65 also queued or preparing)."""
     call = Call(deps, request)
     call.enforce("os_compute_api:os-admin")
-    if call.version < "2.22" or (request.method == "DELETE" and call.version < "2.24"):
-        raise NotFound("Server migrations need microversion 2.22 (abort: 2.24) or later.")
+    if call.version < ("2.24" if request.method == "DELETE" else "2.23"):
+        raise NotFound("Server migrations need microversion 2.23 (abort: 2.24) or later.")
     inst = await call.instance(request.path_params["server_id"])
     mid = request.path_params.get("migration_id")
     if request.method == "DELETE":
+        call.check_lock(inst, "abort live migration")
+        if inst.task_state != "migrating":
+            raise Conflict(f"Cannot 'abort live migration' instance {inst.uuid} while it is "
+                           f"in task_state {inst.task_state}")
         mig = await _live_migration(call, inst.uuid, mid or "")
-        # Nova aborts queued/preparing ones only from 2.65 on.
+        if mig is None:
+            raise NotFound(f"Migration {mid} not found for instance {inst.uuid}")
         allowed = _IN_PROGRESS if call.version >= "2.65" else ("running",)
         if mig.status not in allowed:
-            raise BadRequest(f"Migration {mid} of server {inst.uuid} is {mig.status}; it "
-                             "cannot be aborted now.")
+            raise BadRequest(f"Migration {mid} state of instance {inst.uuid} is "
+                             f"{mig.status}. Cannot abort live migration while the "
+                             "migration is in this state.")
         await deps.agents.cast(mig.source_compute or "", "live_migration_abort",
                                uuid=inst.uuid)
         return Response(status_code=202)
     async with deps.db.session() as session:
         stmt = select(Migration).where(Migration.instance_uuid == inst.uuid,
                                        Migration.migration_type == "live-migration",
-                                       Migration.status.in_(_IN_PROGRESS))
+                                       Migration.status.in_(_IN_PROGRESS if mid is None
+                                                            else _SHOWN))
         if mid is not None:
             stmt = stmt.where(Migration.id == int(mid) if mid.isdigit() else False)
         rows = list((await session.execute(stmt)).scalars())
@@ -262,35 +274,59 @@ async def server_migrations(deps: Deps, request: Request) -> Response:
     return ok({"migrations": views})
 
 
-async def _live_migration(call: Call, uuid: str, mid: str) -> Migration:
+async def _live_migration(call: Call, uuid: str, mid: str) -> Migration | None:
+    """This server's migration MID (any type, as Nova looks it up), or None."""
+    if not mid.isdigit():
+        return None
     async with call.deps.db.session() as session:
-        mig = await session.scalar(select(Migration).where(
-            Migration.instance_uuid == uuid, Migration.id == int(mid))) if mid.isdigit() \
-            else None
-    if mig is None:
-        raise NotFound(f"Migration {mid} of server {uuid} could not be found.")
-    if mig.migration_type != "live-migration":
-        raise BadRequest(f"Migration {mid} of server {uuid} is not a live migration.")
-    return mig
+        return await session.scalar(select(Migration).where(
+            Migration.instance_uuid == uuid, Migration.id == int(mid)))
 
 
 async def migration_action(deps: Deps, request: Request) -> Response:
-    """``force_complete`` (2.22+): make a running live migration converge now."""
+    """``force_complete`` (2.22+): make a running live migration converge now.
+
+    As Nova: the server must be ACTIVE and migrating (409); a migration that is
+    not this server's, or not running, is a 400."""
     call = Call(deps, request)
     call.enforce("os_compute_api:os-admin")
     if call.version < "2.22":
         raise NotFound("Forcing a live migration to complete needs microversion 2.22.")
     inst = await call.instance(request.path_params["server_id"])
     body = await call.body()
-    if set(body) != {"force_complete"}:
-        raise BadRequest("The only migration action is 'force_complete'.")
-    mig = await _live_migration(call, inst.uuid, request.path_params["migration_id"])
-    if inst.task_state != "migrating":
+    if not isinstance(body, dict) or set(body) != {"force_complete"} \
+            or body["force_complete"] is not None:
+        raise BadRequest("The only migration action is 'force_complete' (null).")
+    mid = request.path_params["migration_id"]
+    call.check_lock(inst, "force_complete")
+    if inst.vm_state != "active" or inst.task_state != "migrating":
         raise Conflict(f"Cannot 'force_complete' instance {inst.uuid} while it is in "
-                       f"task_state {inst.task_state}")
+                       f"vm_state {inst.vm_state}, task_state {inst.task_state}")
+    mig = await _live_migration(call, inst.uuid, mid)
+    if mig is None:
+        raise BadRequest(f"Migration {mid} not found for instance {inst.uuid}")
     if mig.status != "running":
-        raise BadRequest(f"Migration {mig.id} of server {inst.uuid} is {mig.status}, not "
-                         "running; it cannot be forced to complete.")
+        raise BadRequest(f"Migration {mid} state of instance {inst.uuid} is {mig.status}. "
+                         "Cannot force complete while the migration is in this state.")
     await deps.agents.cast(mig.source_compute or "", "live_migration_force_complete",
                            uuid=inst.uuid)
     return Response(status_code=202)
+
+
+# --- ips (addresses by network) ---------------------------------------------
+
+
+async def ips(deps: Deps, request: Request) -> Response:
+    """``GET /servers/{id}/ips[/{network_label}]``: the server's addresses, basic view."""
+    call = Call(deps, request)
+    label = request.path_params.get("network_label")
+    inst = await call.instance(request.path_params["server_id"],
+                               "os_compute_api:ips:show" if label else "os_compute_api:ips:index")
+    vifs = (await network.cached(deps.db, [inst.uuid])).get(inst.uuid, [])
+    nets = {net: [{"version": a["version"], "addr": a["addr"]} for a in entries]
+            for net, entries in network.addresses(list(vifs)).items()}
+    if label is None:
+        return ok({"addresses": nets})
+    if label not in nets:
+        raise NotFound("Instance is not a member of specified network")
+    return ok({label: nets[label]})

@@ -44,6 +44,8 @@ POLICY_DEFAULTS: dict[str, str] = {
     "os_compute_api:os-lock-server:unlock:unlock_override": P_ADMIN,
     "os_compute_api:server-metadata": P_MEMBER,
     "os_compute_api:server-metadata:read": P_READER,
+    "os_compute_api:ips:index": P_READER,
+    "os_compute_api:ips:show": P_READER,
     "os_compute_api:os-instance-actions": P_READER,
     "os_compute_api:os-instance-actions:events": P_ADMIN,
     "os_compute_api:os-console-output": P_MEMBER,

@@ -44,6 +44,8 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
     ("/servers/{server_id}/metadata", ["GET", "PUT", "POST"], children.metadata),
     ("/servers/{server_id}/metadata/{key}", ["GET", "PUT", "DELETE"], children.metadata),
     ("/servers/{server_id}/tags", ["GET", "PUT", "DELETE"], children.tags),
+    ("/servers/{server_id}/ips", ["GET"], children.ips),
+    ("/servers/{server_id}/ips/{network_label}", ["GET"], children.ips),
     ("/servers/{server_id}/tags/{tag}", ["GET", "PUT", "DELETE"], children.tags),
     ("/servers/{server_id}/os-instance-actions", ["GET"], children.actions_index),
     ("/servers/{server_id}/os-instance-actions/{request_id}", ["GET"], children.actions_show),
