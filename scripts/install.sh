@@ -11,6 +11,8 @@ want_test=0
 
 # qemu/dnsmasq/nftables/iproute2 are what real VMs and networks need.
 SYSTEM_PACKAGES=(qemu-system-x86 qemu-utils dnsmasq-base nftables iproute2 python3-venv busybox-static syslinux syslinux-common mtools dosfstools cpio kmod)
+# noVNC's pages, served by the console proxy (novncproxy) from /usr/share/novnc.
+SYSTEM_PACKAGES+=(novnc)
 missing=()
 for pkg in "${SYSTEM_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -36,7 +36,7 @@ log = logging.getLogger("stratus.runtime")
 # Services are built in this order; identity first, since the others validate
 # tokens through it.
 BUILD_ORDER = ("identity", "image", "network", "volume", "compute", "scheduler", "conductor",
-               "compute-agent", "network-agent", "dashboard", "guest-seed")
+               "compute-agent", "network-agent", "dashboard", "novncproxy", "guest-seed")
 
 
 class StartupError(Exception):
@@ -138,6 +138,8 @@ def builder_for(name: str) -> ServiceBuilder:
             from stratus.dashboard.service import build
         case "guest-seed":
             from stratus.guest.seed import build
+        case "novncproxy":
+            from stratus.console.service import build
         case _:
             raise StartupError(f"service {name!r} is not available in this version of Stratus")
     return build

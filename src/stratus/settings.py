@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "STRATUS_"
 
-API_SERVICES = ("identity", "image", "compute", "network", "volume", "dashboard")
+API_SERVICES = ("identity", "image", "compute", "network", "volume", "dashboard", "novncproxy")
 ALL_SERVICES = API_SERVICES + ("scheduler", "conductor", "compute-agent", "network-agent",
                                 "guest-seed")
 # What a process runs when the settings name nothing: every API plus the
@@ -66,6 +66,7 @@ class Ports(_Section):
     network: int = Field(9696, ge=1, le=65535)
     volume: int = Field(8776, ge=1, le=65535)
     dashboard: int = Field(8080, ge=1, le=65535)
+    novncproxy: int = Field(6080, ge=1, le=65535)
 
     def of(self, service: str) -> int:
         return int(getattr(self, service))
@@ -161,6 +162,13 @@ class ComputeSettings(_Section):
     force_config_drive: bool = False
     # How often a running live migration's progress is copied to its migration record.
     migration_progress_interval: float = Field(1.0, gt=0)
+    # Where the QEMU driver keeps guests (Nova's instances_path), relative to the data
+    # dir unless absolute. One directory for every host of this data dir is shared
+    # storage (live migration moves memory only); "{host}" in it gives each host its
+    # own directory, e.g. "instances/{host}" (live migration then copies the disk too).
+    instances_path: str = "instances"
+    # Live migration speed cap in MiB/s, memory and disk copy alike (0: unlimited).
+    live_migration_bandwidth: int = Field(0, ge=0)
     scheduler_max_attempts: int = Field(3, ge=1)
     scheduler_host_subset_size: int = Field(1, ge=1)
     # Weigh at most this many passing hosts per decision (0: all); see scheduler/select.py.
@@ -179,8 +187,21 @@ class ComputeSettings(_Section):
     quota_injected_files: int = Field(5, ge=-1)
     quota_injected_file_content_bytes: int = Field(10240, ge=-1)
     quota_injected_file_path_bytes: int = Field(255, ge=-1)
+    # The external network the os-floating-ips proxy allocates from when no pool is named.
+    default_floating_pool: str = "nova"
     # Seconds a build waits for network-vif-plugged of its ports; 0 does not wait.
     vif_plugging_timeout: float = Field(300.0, ge=0)
+
+    @field_validator("instances_path")
+    @classmethod
+    def _host_template(cls, value: str) -> str:
+        try:
+            value.format(host="h")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{host}} may be substituted ({exc})") from None
+        if not value.strip():
+            raise ValueError("must name a directory")
+        return value
 
 
 class NetworkSettings(_Section):
@@ -221,6 +242,26 @@ class NetworkSettings(_Section):
         return value
 
 
+class ConsoleSettings(_Section):
+    """Remote consoles: tokens (Nova's [consoleauth]) and the noVNC proxy (Nova's [vnc])."""
+
+    # Seconds a console URL's token stays valid.
+    token_ttl: int = Field(600, ge=1)
+    # The page a console URL opens; empty: http://<public host>:<ports.novncproxy>/vnc_lite.html.
+    novncproxy_base_url: str = ""
+    # noVNC's pages (Debian's novnc package), served by the proxy.
+    novnc_dir: Path = Path("/usr/share/novnc")
+    # Origins (host names) besides the proxy's own that may open console websockets.
+    allowed_origins: tuple[str, ...] = ()
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [s.strip() for s in value.split(",") if s.strip()]
+        return value
+
+
 class Settings(_Section):
     bind_host: str = "127.0.0.1"
     # Host name put in catalog URLs; defaults to bind_host (or 127.0.0.1 for 0.0.0.0).
@@ -239,6 +280,7 @@ class Settings(_Section):
     image: ImageSettings = ImageSettings()
     compute: ComputeSettings = ComputeSettings()
     network: NetworkSettings = NetworkSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @field_validator("services", mode="before")
     @classmethod

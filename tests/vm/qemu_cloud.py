@@ -30,13 +30,17 @@ class QemuCloud:
     """`stratus up` with the QEMU driver and HOSTS compute hosts sharing one instances dir."""
 
     def __init__(self, guest_image: GuestArtifacts, vm_data_dir: Path, *, hosts: int = 1,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, instances_path: str = "instances") -> None:
+        """INSTANCES_PATH is ``compute.instances_path``: "instances/{host}" gives each
+        host its own directory (no shared storage)."""
         self.data = Path(tempfile.mkdtemp(prefix="sc-", dir="/tmp"))  # short: unix sockets
         (self.data / "guest").symlink_to(guest_image.directory.parent)  # built and cached
         self.hosts = ["vmhost"] + [f"vmhost-{i}" for i in range(2, hosts + 1)]
+        self.instances_path = instances_path
         self.cloud = CloudProcess(self.data, env={
             "STRATUS_HYPERVISOR": "qemu", "STRATUS_COMPUTE__HOST": self.hosts[0],
-            "STRATUS_COMPUTE__FAKE_HOSTS": str(hosts), **(env or {})})
+            "STRATUS_COMPUTE__FAKE_HOSTS": str(hosts),
+            "STRATUS_COMPUTE__INSTANCES_PATH": instances_path, **(env or {})})
         self._api: httpx.Client | None = None
         self.keep_log = vm_data_dir / "last-cloud.log"
 
@@ -119,8 +123,14 @@ class QemuCloud:
     def host_of(self, name: str) -> str:
         return str(self.server(name)["OS-EXT-SRV-ATTR:host"])
 
-    def guest_dir(self, server_id: str) -> Path:
-        return self.data / "instances" / server_id
+    def instances(self, host: str = "") -> Path:
+        """HOST's instances directory (the shared one needs no HOST)."""
+        if "{host}" in self.instances_path and not host:
+            raise ValueError("each host has its own instances directory: name the host")
+        return self.data / self.instances_path.format(host=host)
+
+    def guest_dir(self, server_id: str, host: str = "") -> Path:
+        return self.instances(host) / server_id
 
 
 def boots(console: str) -> list[int]:

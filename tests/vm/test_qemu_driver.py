@@ -2,8 +2,8 @@
 
 The same behaviours tests/unit/compute/test_fake_driver.py asks of the fake
 driver, checked here from inside the guest where it matters (ticks, boot
-count, up marker). Guests boot their kernel directly (the known test image),
-~3.5 s each under TCG.
+count, up marker). Guests boot their kernel directly (the image names a kernel
+and a ramdisk image, as the seeded `stratus-guest` does), ~3.5 s each under TCG.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,21 +45,44 @@ def root() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def images(guest_image: GuestArtifacts, extra: dict[str, bytes] | None = None):  # type: ignore[no-untyped-def]
-    async def source(image_id: str) -> AsyncIterator[bytes]:
-        if extra and image_id in extra:
-            yield extra[image_id]
+class Images:
+    """An image source over the built guest: image "guest" is its disk and names the
+    kernel ("kernel", vmlinux) and ramdisk ("ramdisk") images, as the seeded image does;
+    EXTRA maps more image ids to data (no record: they boot from their disk)."""
+
+    def __init__(self, guest_image: GuestArtifacts, extra: dict[str, bytes] | None = None):
+        self.files = {"guest": guest_image.disk, "ramdisk": guest_image.initrd,
+                      "kernel": guest_image.vmlinux or guest_image.kernel}
+        self.cmdline = guest_image.cmdline
+        self.extra = extra or {}
+
+    async def __call__(self, image_id: str) -> AsyncIterator[bytes]:
+        if image_id in self.extra:
+            yield self.extra[image_id]
             return
-        with guest_image.disk.open("rb") as f:
+        with self.files[image_id].open("rb") as f:
             while chunk := f.read(1 << 20):
                 yield chunk
-    return source
+
+    async def show(self, image_id: str) -> dict[str, Any] | None:
+        if image_id not in self.files:
+            return None
+        record = {"id": image_id, "status": "active",
+                  "size": self.files[image_id].stat().st_size}
+        if image_id == "guest":
+            record.update(kernel_id="kernel", ramdisk_id="ramdisk",
+                          os_command_line=self.cmdline)
+        return record
+
+
+def images(guest_image: GuestArtifacts, extra: dict[str, bytes] | None = None) -> Images:
+    return Images(guest_image, extra)
 
 
 def driver(root: Path, name: str, guest_image: GuestArtifacts, accel: str,
            instances: str = "instances") -> QemuDriver:
     return QemuDriver(name, instances_dir=root / instances, base_dir=root / f"{instances}-base",
-                      accel=accel, fast_boot=guest_image, vnc=False, soft_timeout=60)
+                      accel=accel, vnc=False, soft_timeout=60)
 
 
 def log(d: QemuDriver, uuid: str) -> Path:
@@ -95,7 +119,7 @@ async def test_lifecycle_contract_on_a_real_guest(root: Path, guest_image: Guest
         await d.spawn(spec("u1"), source)
     marker = await asyncio.to_thread(up, d, "u1")
     assert marker.hostname == "vm-u1"  # from the config drive
-    assert d.record("u1")["boot"] is not None  # the known image boots its kernel directly
+    assert d.record("u1")["boot"]["kernel_id"] == "kernel"  # its image names a kernel
     await wait_ticks(d, "u1", 2)
 
     await d.pause("u1")
@@ -203,6 +227,9 @@ async def test_live_migration_keeps_the_guest_running(root: Path, guest_image: G
     assert after[0] > last - 1
     if not shared:
         assert not (root / "instances" / "m1").exists()
+    # Its kernel came along: the next start on the destination boots it directly again.
+    assert dst.record("m1")["boot"]["kernel_id"] == "kernel"
+    assert (dst.dir("m1") / "kernel").exists()
     await dst.destroy("m1")
 
 
@@ -222,4 +249,5 @@ async def test_cold_migration_copies_the_stopped_disk(root: Path, guest_image: G
     assert b"boot=2" in gq._read_from(log(dst, "c1"), 0)  # the disk came along
     assert await src.power_state("c1") == PowerState.NOSTATE
     assert dst.record("c1")["memory_mb"] == 160
+    assert b"-kernel" in gq._read_from(Path(f"/proc/{dst.pid('c1')}/cmdline"), 0).split(b"\0")
     await dst.destroy("c1")

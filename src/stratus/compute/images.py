@@ -39,6 +39,60 @@ class ImageAPI(Protocol):
     def download(self, token: str, image_id: str) -> AsyncIterator[bytes]: ...
 
 
+# Glance v2 fields of an image record that are not properties a snapshot can inherit:
+# what the image service computes, the base attributes the snapshot sets itself, and
+# what says which server or image a snapshot came from (the new snapshot says its own).
+_NOT_PROPERTIES = frozenset({
+    "id", "name", "status", "visibility", "protected", "os_hidden", "owner", "tags",
+    "disk_format", "container_format", "size", "virtual_size", "checksum", "os_hash_algo",
+    "os_hash_value", "created_at", "updated_at", "file", "schema", "self", "direct_url",
+    "locations", "stores", "properties", "instance_uuid", "image_type", "base_image_ref",
+    "backup_type", "user_id", "image_location", "image_state", "owner_id", "owner_user_name",
+    "owner_project_name"})
+# Nova's ``non_inheritable_image_properties`` default, and the signature keys it never
+# lets a snapshot inherit (the snapshot's data is not what was signed).
+NON_INHERITABLE = frozenset({"cache_in_nova", "bittorrent", "img_signature",
+                             "img_signature_hash_method", "img_signature_key_type",
+                             "img_signature_certificate_uuid", "cinder_encryption_key_id",
+                             "cinder_encryption_key_deletion_policy"})
+
+
+def inherited_properties(image: dict[str, Any] | None) -> dict[str, Any]:
+    """What a snapshot (or shelve image) of a server inherits from the server's image.
+
+    As Nova: every custom property of the image (so ``kernel_id``, ``ramdisk_id``,
+    ``os_command_line``, ``hw_*``, ``os_distro``, ... and a server booted from the
+    snapshot boots as the original did) except the non-inheritable ones, plus
+    ``min_ram``/``min_disk``. Nova reads them from the ``image_*`` system metadata
+    it saved at boot; we read the image record (the caller's fallback when the image
+    is gone is the properties the request spec kept)."""
+    if not image:
+        return {}
+    props = {k: v for k, v in image.items() if k not in _NOT_PROPERTIES
+             and k not in NON_INHERITABLE and not k.startswith(("os_glance", "owner_specified."))
+             and isinstance(v, str) and v != ""}
+    props.update({k: v for k, v in (image.get("properties") or {}).items()
+                  if k not in _NOT_PROPERTIES and k not in NON_INHERITABLE
+                  and isinstance(v, str)})
+    for key in ("min_ram", "min_disk"):
+        if isinstance(image.get(key), int) and image[key] > 0:
+            props[key] = image[key]
+    return props
+
+
+class TokenImages:
+    """An :class:`~stratus.compute.virt.driver.ImageSource`: images read with one token."""
+
+    def __init__(self, api: ImageAPI, token: str) -> None:
+        self.api, self.token = api, token
+
+    def __call__(self, image_id: str) -> AsyncIterator[bytes]:
+        return self.api.download(self.token, image_id)
+
+    async def show(self, image_id: str) -> dict[str, Any] | None:
+        return await self.api.show(self.token, image_id)
+
+
 class RestImageAPI:
     """The image service through :class:`stratus.image.client.ImageClient` (streaming)."""
 

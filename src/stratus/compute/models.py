@@ -339,3 +339,21 @@ class InstanceInfoCache(Base):
     instance_uuid: Mapped[str] = mapped_column(ID, primary_key=True)
     network_info: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConsoleAuthToken(Base):
+    """A remote console's token (Nova's console_auth_tokens): only its sha256 is kept,
+    with where the console is; the proxy finds the row by hashing what it is shown."""
+
+    __tablename__ = "console_auth_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, **_PK)  # type: ignore[arg-type]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    console_type: Mapped[str] = mapped_column(String(32))
+    instance_uuid: Mapped[str] = mapped_column(ID, index=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    internal_access_path: Mapped[str | None] = mapped_column(String(255), default=None)
+    access_url_base: Mapped[str] = mapped_column(String(255), default="")
+    expires: Mapped[int] = mapped_column(BigInteger, index=True)  # unix time, as Nova
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

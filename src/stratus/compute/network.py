@@ -267,7 +267,7 @@ async def create_ports(api: RestNetworkAPI, inst: Any, nics: list[dict[str, Any]
     """Create (or take over) the ports of ``nics`` for ``inst``, not yet bound; all or
     nothing. Binding is a second step so the caller can wait for events first."""
     done: list[Vif] = []
-    sg_ids = await _group_ids(api, inst.project_id, security_groups)
+    sg_ids = await security_group_ids(api, inst.project_id, security_groups)
     device = {"device_id": inst.uuid, "device_owner": owner(inst.availability_zone)}
     try:
         for nic in nics:
@@ -304,7 +304,7 @@ async def bind(api: RestNetworkAPI, vifs: list[Vif], host: str) -> list[str]:
     return pending
 
 
-async def _group_ids(api: RestNetworkAPI, project_id: str, names: list[str]
+async def security_group_ids(api: RestNetworkAPI, project_id: str, names: list[str]
                      ) -> list[str] | None:
     if not names or names == ["default"]:
         return None  # the network service gives new ports the project's default group

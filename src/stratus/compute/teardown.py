@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 
 from stratus.compute import quotas
-from stratus.compute.models import Instance, ServerGroupMember
+from stratus.compute.models import ConsoleAuthToken, Instance, ServerGroupMember
 from stratus.compute.scheduler import claims
 from stratus.compute.states import PowerState, VmState
 from stratus.db import Database
@@ -27,4 +27,6 @@ async def finalize_delete(db: Database, inst: Instance) -> bool:
         await claims.release(session, inst.uuid)
         await session.execute(delete(ServerGroupMember).where(
             ServerGroupMember.instance_uuid == inst.uuid))
+        await session.execute(delete(ConsoleAuthToken).where(
+            ConsoleAuthToken.instance_uuid == inst.uuid))
     return True

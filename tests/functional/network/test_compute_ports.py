@@ -145,3 +145,87 @@ def test_port_quota_is_the_network_services(user: User) -> None:
         assert "maximum number of ports" in proc.stderr.lower(), proc.stderr
     finally:
         user.osc("quota", "set", "--ports", "500", project, parse=False)
+
+
+def _v21(user: User, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """The compute API at 2.1, where Nova still proxies floating IPs and tenant networks."""
+    return user.api(method, path, headers={"OpenStack-API-Version": "compute 2.1"}, **kwargs)
+
+
+def test_nova_floating_ip_and_tenant_network_proxies(user: User) -> None:
+    ext = user.osc("network", "create", "--external", "pool-b")["id"]
+    user.osc("subnet", "create", "--network", ext, "--subnet-range", "172.25.0.0/24", "pb-v4")
+    net = user.osc("network", "create", "proxied")["id"]
+    user.osc("subnet", "create", "--network", net, "--subnet-range", "10.12.0.0/24", "px-v4")
+    router = user.osc("router", "create", "--external-gateway", "pool-b", "r-pb")["id"]
+    user.osc("router", "add", "subnet", router, "px-v4", parse=False)
+
+    pools = _v21(user, "GET", "/os-floating-ip-pools").json()["floating_ip_pools"]
+    assert {"name": "pool-b"} in pools
+    assert _v21(user, "POST", "/os-floating-ips", json={"pool": "no-such"}).status_code == 404
+    assert _v21(user, "POST", "/os-floating-ips").status_code == 404  # no pool called "nova"
+    fip = _v21(user, "POST", "/os-floating-ips", json={"pool": "pool-b"}).json()["floating_ip"]
+    assert fip["pool"] == "pool-b" and fip["instance_id"] is None and fip["fixed_ip"] is None
+    assert fip["ip"].startswith("172.25.0.")
+    assert fip in _v21(user, "GET", "/os-floating-ips").json()["floating_ips"]
+
+    a = _boot(user, "fip-a", "--nic", f"net-id={net}")
+    b = _boot(user, "fip-b", "--nic", f"net-id={net}")
+    user.wait(a, "ACTIVE")
+    user.wait(b, "ACTIVE")
+    action = {"addFloatingIp": {"address": fip["ip"]}}
+    assert _v21(user, "POST", f"/servers/{a}/action", json=action).status_code == 202
+    shown = _v21(user, "GET", f"/os-floating-ips/{fip['id']}").json()["floating_ip"]
+    assert shown["instance_id"] == a and shown["fixed_ip"].startswith("10.12.0.")
+    exact = shown["fixed_ip"].replace(".", r"\.") + "$"
+    assert [s["ID"] for s in user.osc("server", "list", "--ip", exact)] == [a]
+    assert [s["ID"] for s in user.osc("server", "list", "--ip", r"^10\.12\.")] in ([a, b], [b, a])
+    assert user.osc("server", "list", "--ip6", ".") == []
+    assert user.api("GET", "/servers?ip=(").status_code == 400
+    assert {"version": 4, "addr": fip["ip"]} in user.api(
+        "GET", f"/servers/{a}/ips").json()["addresses"]["proxied"]
+    # Associating an associated address moves it, as Nova does; both servers' views follow.
+    assert _v21(user, "POST", f"/servers/{b}/action", json=action).status_code == 202
+    assert _v21(user, "GET", f"/os-floating-ips/{fip['id']}").json()[
+        "floating_ip"]["instance_id"] == b
+    assert fip["ip"] not in str(user.server(a)["addresses"])
+    assert fip["ip"] in str(user.server(b)["addresses"])
+    remove = {"removeFloatingIp": {"address": fip["ip"]}}
+    refused = _v21(user, "POST", f"/servers/{a}/action", json=remove)
+    assert refused.status_code == 409 and "not associated" in refused.text
+    assert _v21(user, "POST", f"/servers/{b}/action", json=remove).status_code == 202
+    assert _v21(user, "GET", f"/os-floating-ips/{fip['id']}").json()[
+        "floating_ip"]["instance_id"] is None
+
+    # Bad input: clear 4xx, never a 500.
+    assert _v21(user, "POST", f"/servers/{a}/action",
+                json={"addFloatingIp": {}}).status_code == 400
+    assert _v21(user, "POST", f"/servers/{a}/action",
+                json={"addFloatingIp": {"address": "0.0.0.77"}}).status_code == 404
+    assert _v21(user, "POST", f"/servers/{a}/action", json={"addFloatingIp": {
+        "address": fip["ip"], "fixed_address": "10.99.0.1"}}).status_code == 400
+    assert _v21(user, "GET", "/os-floating-ips/not-a-uuid").status_code == 404
+    assert user.api("GET", "/os-floating-ips").status_code == 404  # removed in 2.36
+    assert user.api("POST", f"/servers/{a}/action", json=action).status_code == 404  # 2.44
+
+    assert _v21(user, "DELETE", f"/os-floating-ips/{fip['id']}").status_code == 202
+    assert _v21(user, "DELETE", f"/os-floating-ips/{fip['id']}").status_code == 404
+
+    nets = _v21(user, "GET", "/os-tenant-networks").json()["networks"]
+    assert {"id": net, "label": "proxied", "cidr": "None"} in nets
+    assert _v21(user, "GET", f"/os-tenant-networks/{net}").json()["network"]["label"] == "proxied"
+    assert _v21(user, "GET", "/os-tenant-networks/nope").status_code == 404
+    for s in (a, b):
+        user.osc("server", "delete", "--wait", s, parse=False)
+
+
+def test_an_unknown_security_group_is_refused_before_anything_is_made(user: User) -> None:
+    # (the CLI looks groups up itself first, so the API is asked directly, as Tempest does)
+    image = user.osc("image", "show", "cirros")["id"]
+    before = user.osc("server", "list")
+    resp = user.api("POST", "/servers", json={"server": {
+        "name": "sg-vm", "imageRef": image, "flavorRef": "1", "networks": "none",
+        "security_groups": [{"name": "no-such-group"}]}})
+    assert resp.status_code == 400, resp.text
+    assert "no-such-group not found" in resp.json()["badRequest"]["message"]
+    assert user.osc("server", "list") == before

@@ -91,5 +91,43 @@ async def test_abort_leaves_the_server_on_its_source(two_hosts: Cloud) -> None:
             "OpenStack-API-Version": "compute 2.87"})).json()["hypervisors"]
         used = {h["hypervisor_hostname"]: h["running_vms"] for h in hv}
         assert sorted(used.values()) == [0, 1]  # the destination's claim was given back
+        # Nova: the server is no longer migrating, so there is nothing to abort (409)
         resp = await c.delete(f"/servers/{s['id']}/migrations/{mig['id']}")
-        assert resp.status_code == 400
+        assert resp.status_code == 409, resp.text
+        assert "task_state" in resp.json()["conflictingRequest"]["message"]
+
+
+async def test_abort_and_force_complete_follow_novas_rules(two_hosts: Cloud) -> None:
+    cloud = two_hosts
+    async with cloud.client("admin-p1") as c:
+        other = await cloud.create(c)
+        s, mig = await _running_migration(cloud, c, 30.0)
+        base = f"/servers/{s['id']}/migrations/{mig['id']}"
+        theirs = f"/servers/{other['id']}/migrations/{mig['id']}"
+        v = {"OpenStack-API-Version": "compute 2.23"}
+        assert (await c.delete(base, headers=v)).status_code == 404  # abort is 2.24+
+        v = {"OpenStack-API-Version": "compute 2.22"}
+        assert (await c.get(base, headers=v)).status_code == 404  # show is 2.23+
+        shown = await c.get(base)
+        assert shown.status_code == 200 and shown.json()["migration"]["status"] == "running"
+        # Another server's migration: abort 404; force-complete 400; while the other
+        # server is not migrating at all, both are 409 first.
+        other_id = other["id"]
+        assert (await c.delete(theirs)).status_code == 409
+        assert (await c.post(f"{theirs}/action", json={"force_complete": None})
+                ).status_code == 409
+        assert (await c.delete(f"/servers/{s['id']}/migrations/999999")).status_code == 404
+        r = await c.post(f"/servers/{s['id']}/migrations/999999/action",
+                         json={"force_complete": None})
+        assert r.status_code == 400, r.text
+        for bad in ({"force_complete": {}}, {"force": None}, []):
+            r = await c.post(f"{base}/action", json=bad)
+            assert r.status_code == 400 and "badRequest" in r.json(), (bad, r.text)
+        assert (await c.get(f"/servers/{other_id}/migrations/{mig['id']}")).status_code == 404
+        assert (await c.delete(base)).status_code == 202
+        done = await cloud.wait(c, s["id"], "ACTIVE")
+        assert done["OS-EXT-SRV-ATTR:host"] == s["OS-EXT-SRV-ATTR:host"]
+        gone = await c.get(base)
+        assert gone.status_code == 404 and "itemNotFound" in gone.json()
+        r = await c.post(f"{base}/action", json={"force_complete": None})
+        assert r.status_code == 409 and "conflictingRequest" in r.json()

@@ -5,7 +5,8 @@ every instance of this host left in a transitional task_state is finished
 or rolled back as the action table's ``on_interrupt`` says, with a fault
 recorded, so no instance stays in a transitional state after a restart.
 Guests the hypervisor runs for instances that now live elsewhere (evacuated
-while this host was down) or are deleted are destroyed.
+while this host was down, see :func:`recovery.finish_evacuations`) or are
+deleted are destroyed.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class ComputeHost:
         return changed
 
     async def recover(self) -> None:
+        # First what was evacuated while we were away: never start or adopt those.
+        await recovery.finish_evacuations(self.db, self.driver, self.host)
         guests = {g.uuid for g in await self.driver.list_guests()}
         mine = await self._instances()
         for inst in mine:

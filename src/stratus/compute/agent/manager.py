@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from stratus.bus import Bus
 from stratus.compute import network, teardown
-from stratus.compute.images import ImageAPI
+from stratus.compute.images import ImageAPI, TokenImages
 from stratus.compute.instances import InstanceStore, migration_record, notification_payload
 from stratus.compute.lifecycle import Action, Transition, transition
 from stratus.compute.models import Instance
@@ -79,9 +80,7 @@ class AgentManager:
         self.vif_events = network.VifEvents()
 
     def image_source(self, token: str) -> ImageSource:
-        def source(image_id: str) -> AsyncIterator[bytes]:
-            return self.images.download(token, image_id)
-        return source
+        return TokenImages(self.images, token)
 
     async def notify(self, inst: Instance, event: str, **extra: Any) -> None:
         await self.bus.notify(f"instance.{event}", notification_payload(inst, **extra),
@@ -227,12 +226,30 @@ class AgentManager:
 
         await progress()  # image_pending_upload
         upload = asyncio.create_task(self.images.upload(token, image_id, chunks()))
-        await progress()  # image_uploading
+
+        async def send(item: bytes | None) -> None:
+            # An upload that ends early (refused: over quota, image deleted) reads no
+            # more: the driver gets its error instead of waiting on a full queue.
+            putting = asyncio.ensure_future(queue.put(item))
+            await asyncio.wait((putting, upload), return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():
+                putting.cancel()
+                raise upload.exception() or RuntimeError(
+                    f"the upload of image {image_id} ended before the snapshot did")
+
         try:
-            await self.driver.snapshot(uuid, queue.put)
-        finally:
-            await queue.put(None)
-        await upload
+            await progress()  # image_uploading
+            await self.driver.snapshot(uuid, send)
+            await send(None)
+            await upload
+        except BaseException:
+            upload.cancel()
+            with contextlib.suppress(BaseException):
+                await upload
+            cause = None if upload.cancelled() else upload.exception()
+            if cause is not None:  # the upload's refusal, not the driver's echo of it
+                raise cause from None
+            raise
 
     async def _delete_image(self, token: str, image_id: str) -> None:
         try:
@@ -310,6 +327,11 @@ class AgentManager:
 
     async def get_console_output(self, uuid: str, length: int | None = None) -> str:
         return await self.driver.console_output(uuid, length)
+
+    async def get_vnc_console(self, uuid: str) -> dict[str, Any]:
+        """Where this host's guest shows its VNC console: ``{host, port,
+        internal_access_path}``; NotSupported when the hypervisor has none."""
+        return dataclasses.asdict(await self.driver.get_vnc_console(uuid))
 
     async def trigger_crash_dump(self, uuid: str) -> None:
         await self.driver.trigger_crash_dump(uuid)
@@ -390,12 +412,13 @@ class AgentManager:
         await self.driver.power_on(uuid)
 
     async def prepare_incoming(self, uuid: str, flavor: dict[str, Any], live: bool,
-                               block_migration: bool) -> dict[str, Any]:
+                               block_migration: bool | None,
+                               token: str | None = None) -> dict[str, Any]:
         inst = await self.store.get(uuid)
         vifs = (await network.cached(self.db, [uuid])).get(uuid, [])
-        target = await self.driver.prepare_incoming(guest_spec(inst, flavor, vifs=vifs),
-                                                    live=live,
-                                                    block_migration=block_migration)
+        target = await self.driver.prepare_incoming(
+            guest_spec(inst, flavor, vifs=vifs), live=live, block_migration=block_migration,
+            image=self.image_source(token) if token else None)
         return {"host": target.host, "uri": target.uri,
                 "block_migration": target.block_migration, "extra": target.extra}
 

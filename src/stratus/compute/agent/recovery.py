@@ -1,10 +1,11 @@
 """What an agent restart rolls back besides the instance's own state: the
-migration record and allocations of an interrupted resize/migration, and the
-image record of an interrupted snapshot.
+migration record and allocations of an interrupted resize/migration, the
+image record of an interrupted snapshot, and what is left here of guests
+evacuated while this host was down.
 
-Both are keyed by the instance and safe to run twice: the migration is
-closed with a compare-and-swap on its status (only the first closer gives
-quota back and moves allocations), and images are found again by their
+All are keyed by the instance and safe to run twice: migrations are closed
+with a compare-and-swap on their status (only the first closer gives quota
+back and moves allocations), and images are found again by their
 ``instance_uuid`` property.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stratus.compute import quotas
@@ -22,7 +23,9 @@ from stratus.compute.instances import MIGRATION_IN_PROGRESS, close_migration
 from stratus.compute.models import ComputeNode, Flavor, Instance, Migration
 from stratus.compute.scheduler import claims
 from stratus.compute.states import TaskState
+from stratus.compute.virt.driver import Driver
 from stratus.db import Database
+from stratus.db.base import utcnow
 
 log = logging.getLogger("stratus.compute.agent")
 T = TaskState
@@ -107,3 +110,40 @@ async def abandon_snapshot_images(images: ImageAPI, uuid: str) -> list[str]:
             except Exception:  # noqa: BLE001 - reported in the fault
                 left.append(str(image["id"]))
     return left
+
+
+async def finish_evacuations(db: Database, driver: Driver, host: str) -> list[str]:
+    """Clean up after the evacuations that moved guests off ``host`` while it was down
+    (Nova's ``_destroy_evacuated_instances``); returns the uuids cleaned up.
+
+    The guest now runs elsewhere, so this host must neither start nor adopt it:
+    whatever this host still holds of it (a QEMU, its run directory, and, without
+    shared storage, its files) is destroyed, and the migration goes from ``done``
+    to ``completed``. A guest that has come back here since, or is in the middle
+    of another move, is left alone (that migration is completed, or kept for the
+    next restart, respectively).
+    """
+    async with db.session() as session:
+        rows = (await session.execute(
+            select(Migration.uuid, Migration.instance_uuid, Instance).join(
+                Instance, Instance.uuid == Migration.instance_uuid, isouter=True).where(
+                Migration.source_compute == host, Migration.migration_type == "evacuation",
+                Migration.status == "done"))).all()
+    cleaned = []
+    for migration_uuid, uuid, inst in rows:
+        if inst is not None and not inst.deleted and inst.task_state is not None:
+            continue
+        if inst is None or inst.deleted or inst.host != host:
+            log.info("destroying what is left on %s of instance %s: it was evacuated to %s",
+                     host, uuid, inst.host if inst else "another host")
+            try:
+                await driver.destroy(uuid)
+            except Exception:  # the next restart tries again
+                log.exception("could not destroy what is left of evacuated instance %s", uuid)
+                continue
+            cleaned.append(uuid)
+        async with db.session() as session:
+            await session.execute(update(Migration).where(
+                Migration.uuid == migration_uuid, Migration.status == "done").values(
+                status="completed", updated_at=utcnow()))
+    return cleaned

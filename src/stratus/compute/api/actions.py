@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stratus.compute import quotas
-from stratus.compute.api import secgroups
+from stratus.compute.api import consoles, floatingips, secgroups
 from stratus.compute.api.common import (
     Call,
     Deps,
@@ -29,6 +29,7 @@ from stratus.compute.api.common import (
 from stratus.compute.api.servers import context_for, delete_instance, find_flavor, find_image
 from stratus.compute.api.views import server
 from stratus.compute.flavors import snapshot as flavor_snapshot
+from stratus.compute.images import inherited_properties
 from stratus.compute.lifecycle import Action
 from stratus.compute.models import Instance, Migration
 from stratus.compute.servicegroup import compute_service, is_up
@@ -112,6 +113,7 @@ async def create_image(call: Call, inst: Instance, body: Any) -> Response:
     await _begin(call, inst, Action.SNAPSHOT, "createImage")
     try:
         image = await call.deps.images.create(call.ctx.token, {
+            **await _inherited(call, inst),
             "name": name, "disk_format": "qcow2", "container_format": "bare",
             "visibility": "private", "instance_uuid": inst.uuid, "image_type": "snapshot",
             "base_image_ref": inst.image_ref or "", **meta})
@@ -127,6 +129,24 @@ async def create_image(call: Call, inst: Instance, body: Any) -> Response:
     return Response(status_code=202, headers=headers)
 
 
+async def _inherited(call: Call, inst: Instance) -> dict[str, Any]:
+    """The properties of the server's image that its snapshots keep (Nova's rules, see
+    :func:`inherited_properties`), so a server booted from a snapshot or unshelved
+    boots as the original did (its kernel directly, the same disk bus, ...). Like
+    Nova's ``image_*`` system metadata, they were saved with the server when it was
+    built or rebuilt (``image_meta``); a server from before that reads its image."""
+    saved = (inst.request_spec or {}).get("image_meta")
+    if saved is not None:
+        return dict(saved)
+    image = None
+    if inst.image_ref:
+        try:
+            image = await call.deps.images.show(call.ctx.token, inst.image_ref)
+        except Exception:  # noqa: BLE001 - a snapshot does not need its base image
+            image = None
+    return inherited_properties(image)
+
+
 async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
     if not isinstance(body, dict):
         raise BadRequest("createBackup needs name, backup_type and rotation.")
@@ -136,9 +156,10 @@ async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
     await _begin(call, inst, Action.BACKUP, "createBackup")
     try:
         image = await call.deps.images.create(call.ctx.token, {
+            **await _inherited(call, inst),
             "name": name, "disk_format": "qcow2", "container_format": "bare",
             "visibility": "private", "instance_uuid": inst.uuid, "image_type": "backup",
-            "backup_type": backup_type})
+            "backup_type": backup_type, "base_image_ref": inst.image_ref or ""})
     except Exception:
         await call.deps.store.update(inst.uuid, task_state=None)
         raise
@@ -263,14 +284,16 @@ async def live_migrate(call: Call, inst: Instance, body: Any) -> Response:
     if host is not None and not isinstance(host, str):
         raise BadRequest("Invalid host.")
     block = body.get("block_migration", "auto" if call.version >= "2.25" else False)
-    if block != "auto":
+    if block == "auto" and call.version >= "2.25":
+        block = None  # the destination decides: block unless it shares the storage
+    else:
         block = require_bool(block, "block_migration")
     await _check_host(call, host)
     await _begin(call, inst, Action.LIVE_MIGRATE, "live-migration")
     mig = await _new_migration(call, inst, "live-migration", None, status="queued")
     await call.deps.conductor.cast("live_migrate", uuid=inst.uuid, request_id=call.request_id,
                                    migration_uuid=mig, spec=_spec(inst), host=host,
-                                   block_migration=block in (True, "auto"))
+                                   block_migration=block, token=call.ctx.token)
     return accepted()
 
 
@@ -302,8 +325,10 @@ async def shelve(call: Call, inst: Instance, body: Any) -> Response:
     image_id = None
     try:
         image = await call.deps.images.create(call.ctx.token, {
+            **await _inherited(call, inst),
             "name": f"{inst.name}-shelved", "disk_format": "qcow2", "container_format": "bare",
-            "visibility": "private", "instance_uuid": inst.uuid, "image_type": "snapshot"})
+            "visibility": "private", "instance_uuid": inst.uuid, "image_type": "snapshot",
+            "base_image_ref": inst.image_ref or ""})
         image_id = image["id"]
     except Exception:  # noqa: BLE001 - shelve without an image still frees the host
         image_id = None
@@ -365,6 +390,8 @@ async def rebuild(call: Call, inst: Instance, body: Any) -> Response:
                                             allow_empty=True)
     if body.get("user_data") is not None and call.version >= "2.57":
         values["user_data"] = body["user_data"]
+    values["request_spec"] = {**(inst.request_spec or {}),
+                              "image_meta": inherited_properties(image)}
     await _begin(call, inst, Action.REBUILD, "rebuild", image_ref=image["id"], **values)
     await call.deps.agents.cast(inst.host or "", "rebuild_instance", uuid=inst.uuid,
                                 request_id=call.request_id, token=call.ctx.token,
@@ -464,10 +491,14 @@ ACTIONS: dict[str, tuple[Handler, str]] = {
     "restore": (restore, "2.1"),
     "addSecurityGroup": (secgroups.add_security_group, "2.1"),
     "removeSecurityGroup": (secgroups.remove_security_group, "2.1"),
+    "addFloatingIp": (floatingips.add_floating_ip, "2.1"),
+    "removeFloatingIp": (floatingips.remove_floating_ip, "2.1"),
+    **{name: (consoles.action(name), "2.1") for name in consoles.LEGACY},
 }
 # Unlocked servers only for these (lock/unlock and reads are always allowed).
 _LOCK_EXEMPT = {"lock", "unlock", "os-getConsoleOutput", "os-resetState",
-                "addSecurityGroup", "removeSecurityGroup"}
+                "addSecurityGroup", "removeSecurityGroup", "addFloatingIp", "removeFloatingIp",
+                *consoles.LEGACY}
 # Actions that make sense for a server with no host (building, error, offloaded).
 _HOSTLESS = ("unshelve", "forceDelete", "lock", "unlock", "os-resetState", "restore")
 

@@ -71,6 +71,13 @@ def _filters(call: Call, stmt: Select[Any]) -> Select[Any]:
             raise BadRequest(f"Invalid name filter {name!r}: not a regular expression.") \
                 from None
         call.request.state.name_filter = pattern
+    for key in ("ip", "ip6"):
+        if (raw := q.get(key)) is not None:
+            try:
+                setattr(call.request.state, f"{key}_filter", re.compile(raw))
+            except re.error:
+                raise BadRequest(f"Invalid {key} filter {raw!r}: not a regular expression.") \
+                    from None
     for status in q.getlist("status"):
         status = status.upper()
         vm_states = STATUS_TO_VM_STATES.get(status)
@@ -124,6 +131,25 @@ def _filters(call: Call, stmt: Select[Any]) -> Select[Any]:
     return stmt
 
 
+async def _by_address(call: Call, rows: list[Instance]) -> list[Instance]:
+    """Nova's ``ip``/``ip6`` filters: a regular expression searched in the fixed and
+    floating addresses of the given IP version."""
+    wanted = [(4, getattr(call.request.state, "ip_filter", None)),
+              (6, getattr(call.request.state, "ip6_filter", None))]
+    wanted = [(v, p) for v, p in wanted if p is not None]
+    if not wanted or not rows:
+        return rows
+    cached = await network.cached(call.deps.db, [r.uuid for r in rows])
+
+    def matches(inst: Instance) -> bool:
+        addrs = [a for ips in network.addresses(list(cached.get(inst.uuid, []))).values()
+                 for a in ips]
+        return all(any(a["version"] == v and p.search(a["addr"]) for a in addrs)
+                   for v, p in wanted)
+
+    return [r for r in rows if matches(r)]
+
+
 def _sort(call: Call) -> list[tuple[str, bool]]:
     q = call.request.query_params
     keys = q.getlist("sort_key")
@@ -164,6 +190,7 @@ async def list_servers(call: Call, *, detail: bool) -> Response:
             rows = [r for r in rows if name_re.search(r.name)]
         if flavor is not None:
             rows = [r for r in rows if r.flavor.get("flavorid") == flavor]
+        rows = await _by_address(call, rows)
         more = len(rows) > limit
         rows = rows[:limit]
         page: list[dict[str, Any]] = []

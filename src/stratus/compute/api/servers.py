@@ -19,6 +19,7 @@ from stratus.compute.api import listing
 from stratus.compute.api.common import Call, Deps, check_metadata, ok, require_int, require_str
 from stratus.compute.api.views import ServerContext, server
 from stratus.compute.flavors import snapshot as flavor_snapshot
+from stratus.compute.images import inherited_properties
 from stratus.compute.lifecycle import Action
 from stratus.compute.models import (
     Flavor,
@@ -157,6 +158,8 @@ async def create(deps: Deps, request: Request) -> Response:
         raise BadRequest("'description' needs microversion 2.19 or later.")
     requested = _networks(call, body)
     sg_names = _security_groups(body.get("security_groups"))
+    if call.deps.network is not None:  # as Nova: an unknown group is the caller's 400, now
+        await network.security_group_ids(call.deps.network, call.project_id, sg_names)
     flavor = await find_flavor(call, body.get("flavorRef"))
     bdm = body.get("block_device_mapping_v2")
     image_ref = body.get("imageRef")
@@ -258,7 +261,8 @@ async def create(deps: Deps, request: Request) -> Response:
                         reservation_id=reservation, launch_index=index,
                         request_spec={"hints": hints,
                                       "networks": [n.to_json() for n in nics],
-                                      "security_groups": sg_names})
+                                      "security_groups": sg_names,
+                                      "image_meta": inherited_properties(image)})
                     session.add(inst)
                     for tag in dict.fromkeys(tags):
                         session.add(InstanceTag(instance_uuid=inst.uuid, tag=tag))

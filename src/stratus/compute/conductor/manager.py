@@ -172,11 +172,13 @@ class ConductorManager:
         await revert(self, uuid, request_id, migration_uuid)
 
     async def live_migrate(self, uuid: str, request_id: str, migration_uuid: str,
-                           spec: dict[str, Any], host: str | None, block_migration: bool,
-                           force: bool = False) -> None:
+                           spec: dict[str, Any], host: str | None,
+                           block_migration: bool | None, force: bool = False,
+                           token: str | None = None) -> None:
         from stratus.compute.conductor.migrate import live_migrate
 
-        await live_migrate(self, uuid, request_id, migration_uuid, spec, host, block_migration)
+        await live_migrate(self, uuid, request_id, migration_uuid, spec, host, block_migration,
+                           token)
 
     async def evacuate(self, uuid: str, request_id: str, migration_uuid: str,
                        spec: dict[str, Any], host: str | None, token: str) -> None:

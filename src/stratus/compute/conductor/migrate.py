@@ -220,7 +220,13 @@ async def _migration(c: ConductorManager, migration_uuid: str) -> Any:
 
 
 async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migration_uuid: str,
-                       spec: dict[str, Any], host: str | None, block_migration: bool) -> None:
+                       spec: dict[str, Any], host: str | None, block_migration: bool | None,
+                       token: str | None = None) -> None:
+    """``block_migration`` None is the API's "auto": the destination decides from
+    whether it shares the source's storage (and fails when True/False cannot be
+    honoured: the server then stays ACTIVE on its source, the migration in error).
+    ``token`` lets the destination fetch the image a block migration's disk
+    sits on."""
     inst = await c.store.get(uuid)
     t = transition(Action.LIVE_MIGRATE)
     started_from = VmState(inst.vm_state)
@@ -238,7 +244,7 @@ async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
     async def prepare() -> None:
         state["target"] = await c.agents.call(state["pick"]["host"], "prepare_incoming",
                                               uuid=uuid, flavor=inst.flavor, live=True,
-                                              block_migration=block_migration)
+                                              block_migration=block_migration, token=token)
 
     async def migrate() -> None:
         await c._set_migration(migration_uuid, status="running")

@@ -42,7 +42,9 @@ reference, and ``tests/unit/compute/test_fake_driver.py`` the contract test):
 * A guest gets a config drive (OpenStack metadata on a disk) when
   ``GuestSpec.config_drive`` asks; a driver may also add one when the guest
   has no other way to learn its metadata, and says so in its docstring.
-* ``console_output`` returns the tail of the serial console log.
+* ``console_output`` returns the tail of the serial console log;
+  ``get_vnc_console`` says where the running guest's VNC server listens (for
+  the console proxy), or raises :class:`NotSupported` when it has none.
 * ``host_resources`` reports what the host offers; the scheduler applies the
   allocation ratios and reserved amounts on top.
 * Any operation may raise :class:`DriverError` (or a subclass); the agent
@@ -54,6 +56,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from stratus.compute.states import PowerState
 
@@ -149,13 +152,32 @@ class MigrationStats:
 
 
 @dataclass(frozen=True)
+class ConsoleEndpoint:
+    """Where a guest's graphical console listens, as the console proxy reaches it."""
+
+    host: str
+    port: int
+    internal_access_path: str | None = None
+
+
+@dataclass(frozen=True)
 class GuestInfo:
     uuid: str
     power_state: PowerState
 
 
-# Fetches the bytes of an image for spawn/rebuild/rescue (chunks, streamed).
-ImageSource = Callable[[str], AsyncIterator[bytes]]
+class ImageSource(Protocol):
+    """What spawn/rebuild/rescue read images through (the caller's view of the image
+    service): ``source(image_id)`` streams the data, ``await source.show(image_id)``
+    is the image record (Glance v2 fields and properties), None when it does not
+    exist or is not visible. A driver needs the record for the image's own boot
+    properties (``kernel_id``, ``ramdisk_id``, ``os_command_line``) and checksums."""
+
+    def __call__(self, image_id: str) -> AsyncIterator[bytes]: ...
+
+    async def show(self, image_id: str) -> dict[str, Any] | None: ...
+
+
 # Receives a snapshot's bytes as they are produced.
 SnapshotSink = Callable[[bytes], Awaitable[None]]
 
@@ -220,8 +242,15 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
-                               block_migration: bool) -> MigrationTarget:
-        """On the destination: get ready to receive ``spec`` (disks, listening QEMU)."""
+                               block_migration: bool | None,
+                               image: ImageSource | None = None) -> MigrationTarget:
+        """On the destination: get ready to receive ``spec`` (disks, listening QEMU).
+
+        ``block_migration`` (live): True copies the disks, False expects shared
+        storage, None ("auto") decides from whether the storage is shared; a
+        driver raises DriverError, before changing anything, when the asked mode
+        cannot work (Nova's InvalidSharedStorage/InvalidLocalStorage). ``image``
+        fetches the guest's image, for a driver that keeps it locally."""
 
     @abc.abstractmethod
     async def migrate_out(self, uuid: str, target: MigrationTarget, *,
@@ -259,6 +288,9 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def console_output(self, uuid: str, length: int | None = None) -> str: ...
+
+    async def get_vnc_console(self, uuid: str) -> ConsoleEndpoint:
+        raise NotSupported("this hypervisor has no VNC console")
 
     async def set_admin_password(self, uuid: str, password: str) -> None:
         raise NotSupported("this hypervisor cannot set the admin password")

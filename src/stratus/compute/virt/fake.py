@@ -30,6 +30,7 @@ from pathlib import Path
 
 from stratus.compute.states import PowerState
 from stratus.compute.virt.driver import (
+    ConsoleEndpoint,
     Driver,
     DriverError,
     GuestExists,
@@ -97,6 +98,7 @@ class FakeDriver(Driver):
         self._incoming: dict[str, FakeGuest] = {}
         self._live_runs: dict[str, _LiveRun] = {}
         self._kept: dict[str, FakeGuest] = {}  # cold-migrated away, until confirm/revert
+        self._vnc: asyncio.Server | None = None  # the fake VNC server, once asked for
         _REGISTRY[host] = self
 
     # --- test knobs -------------------------------------------------------
@@ -247,10 +249,11 @@ class FakeDriver(Driver):
         guest.spec = spec
 
     async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
-                               block_migration: bool) -> MigrationTarget:
+                               block_migration: bool | None,
+                               image: ImageSource | None = None) -> MigrationTarget:
         await self._op("prepare_incoming", spec.uuid)
-        return MigrationTarget(host=self.host, uri=f"fake://{self.host}",
-                               block_migration=block_migration)
+        return MigrationTarget(host=self.host, uri=f"fake://{self.host}",  # no shared disks
+                               block_migration=block_migration is not False)
 
     async def migrate_out(self, uuid: str, target: MigrationTarget, *,
                           live: bool) -> MigrationStats | None:
@@ -355,6 +358,17 @@ class FakeDriver(Driver):
             raise NotSupported("the guest must be running to set its password")
         guest.password = password
 
+    async def get_vnc_console(self, uuid: str) -> ConsoleEndpoint:
+        """A tiny VNC server on 127.0.0.1 (one per fake host, started on first use):
+        it speaks the RFB version handshake, offers no authentication and then
+        ignores what it is sent; enough to test the console proxy end to end."""
+        await self._op("get_vnc_console", uuid)
+        if self._guest(uuid).power not in (_P.RUNNING, _P.PAUSED):
+            raise DriverError(f"guest {uuid} is not running")
+        if self._vnc is None:
+            self._vnc = await asyncio.start_server(_fake_rfb, "127.0.0.1", 0)
+        return ConsoleEndpoint("127.0.0.1", int(self._vnc.sockets[0].getsockname()[1]))
+
     async def trigger_crash_dump(self, uuid: str) -> None:
         await self._op("trigger_crash_dump", uuid)
         self._log(self._guest(uuid), "Kernel panic - not syncing: NMI received")
@@ -368,6 +382,19 @@ class FakeDriver(Driver):
     def with_spec(self, uuid: str, **changes: object) -> None:
         guest = self._guest(uuid)
         guest.spec = replace(guest.spec, **changes)  # type: ignore[arg-type]
+
+
+async def _fake_rfb(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.write(b"RFB 003.008\n")
+        await reader.readexactly(12)
+        writer.write(b"\x01\x01")  # one security type: None
+        while await reader.read(65536):
+            pass
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
 
 
 def _target_of(op: str) -> PowerState:

@@ -29,8 +29,13 @@ Choices, for the record:
   guest keeps running and writes there), the frozen chain is streamed as one
   standalone qcow2 by :mod:`qcow2stream` (no temporary copy), then
   `block-commit` folds the temporary overlay back;
-* known test-guest images boot with their kernel directly (``fast_boot``):
-  the same disk, half the TCG boot time.
+* an image whose properties name a kernel (``kernel_id``, optionally
+  ``ramdisk_id`` and ``os_command_line``: the AKI/ARI style, as Nova's libvirt
+  driver reads them) boots that kernel directly (``-kernel/-initrd/-append``)
+  with the overlay still its root disk; under TCG that is half the boot time
+  of SeaBIOS + a boot loader. The kernel and ramdisk come through the base
+  cache like any image, and the guest keeps its own links (`kernel`,
+  `ramdisk`; `rescue-kernel`, ... while rescued) so they move with it.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from stratus.compute.states import PowerState
 from stratus.compute.virt import qemu_disks as disks
 from stratus.compute.virt import qemu_migrate
 from stratus.compute.virt.driver import (
+    ConsoleEndpoint,
     Driver,
     DriverError,
     GuestExists,
@@ -59,6 +65,7 @@ from stratus.compute.virt.driver import (
     ImageSource,
     MigrationStats,
     MigrationTarget,
+    NotSupported,
     SnapshotSink,
 )
 from stratus.compute.virt.qcow2stream import StreamError, stream_qcow2
@@ -79,15 +86,13 @@ class QemuDriver(Driver):
     hypervisor_type = "QEMU"
 
     def __init__(self, host: str, *, instances_dir: Path, base_dir: Path | None = None,
-                 accel: str = "tcg", fast_boot: Any = None, guest_cache: Path | None = None, network: bool = True, metadata_service: bool = False,
+                 accel: str = "tcg", network: bool = True, metadata_service: bool = False,
                  soft_timeout: float = 30.0, vnc: bool = True) -> None:
         self.host = host
         self.instances = instances_dir
         self.instances.mkdir(parents=True, exist_ok=True)
         self.bases = disks.BaseImages(base_dir or instances_dir / "_base")
         self.accel = accel
-        self.fast_boot = fast_boot  # stratus.guest.builder.GuestArtifacts, or None ...
-        self.guest_cache = guest_cache  # ... or where `stratus image build` leaves them
         self.network = network
         self.metadata_service = metadata_service
         self.soft_timeout = soft_timeout
@@ -97,6 +102,7 @@ class QemuDriver(Driver):
         self._locks: dict[str, asyncio.Lock] = {}
         self.last_migration: dict[str, dict[str, Any]] = {}
         self.migrating: dict[str, qemu_migrate.LiveRun] = {}  # live migrations going out
+        self.migration_bandwidth = 0  # live migration cap, bytes/s (0: unlimited)
 
     # --- files and processes ---------------------------------------------------------
 
@@ -141,7 +147,8 @@ class QemuDriver(Driver):
         d = self.dir(uuid)
         rescue = d / "rescue.qcow2" if rec.get("rescued") else None
         boot = rec.get("rescue_boot") if rescue else rec.get("boot")
-        kernel = Path(boot["kernel"]) if boot and Path(boot["kernel"]).exists() else None
+        kernel = d / boot["kernel"] if boot else None
+        kernel = kernel if kernel is not None and kernel.exists() else None
         extra: tuple[str, ...] = ()
         if incoming:
             extra = ("-incoming", incoming) if autostart else ("-S", "-incoming", incoming)
@@ -150,7 +157,7 @@ class QemuDriver(Driver):
             disk=d / "disk.qcow2", workdir=run_dir or self.run_dir(uuid), name=rec["name"],
             overlay=rescue or d / "disk.qcow2", memory_mib=int(rec["memory_mb"]),
             vcpus=int(rec["vcpus"]), accel=self.accel, kernel=kernel,
-            initrd=Path(boot["initrd"]) if kernel and boot else None,
+            initrd=d / boot["initrd"] if kernel and boot and boot["initrd"] else None,
             append=boot["append"] if kernel and boot else None, network=self.network,
             mac=rec["mac"], writable_disks=(d / "disk.qcow2",) if rescue else (),
             extra_disks=(config,) if config.exists() else (), vnc=self.vnc,
@@ -257,7 +264,9 @@ class QemuDriver(Driver):
             return await self._adopt(spec, rec)
         if not spec.image_id:
             raise DriverError("the QEMU driver boots from images only (no image given)")
-        base = await self.bases.ensure(spec.image_id, image)
+        record = await disks.image_record(image, spec.image_id)
+        base = await self.bases.ensure(spec.image_id, image, record)
+        boot = await disks.fetch_boot(self.bases, spec.image_id, record, image)
         d = self.dir(spec.uuid)
         async with self.lock(spec.uuid):
             shutil.rmtree(d, ignore_errors=True)
@@ -268,6 +277,7 @@ class QemuDriver(Driver):
                 if self.wants_config_drive(spec):
                     await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
                 rec = self.new_record(spec)
+                rec["boot"] = await asyncio.to_thread(disks.place_boot, boot, d)
                 self.save(spec.uuid, rec)
                 await self._start(spec.uuid, rec)
             except BaseException:
@@ -293,6 +303,7 @@ class QemuDriver(Driver):
             for run in d.glob("run-*"):
                 shutil.rmtree(run, ignore_errors=True)
             (d / "rescue.qcow2").unlink(missing_ok=True)
+            disks.place_boot(None, d, "rescue-")
             await asyncio.to_thread(disks.grow, d / "disk.qcow2", spec.root_gb)
             if self.wants_config_drive(spec):
                 await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
@@ -309,22 +320,7 @@ class QemuDriver(Driver):
                 "vcpus": spec.vcpus, "memory_mb": spec.memory_mb, "root_gb": spec.root_gb,
                 "image_id": spec.image_id,
                 "mac": spec.nics[0]["mac"] if spec.nics else _mac(spec.uuid),
-                "boot": self.boot_for(spec.image_id), "suspended": False, "rescued": False}
-
-    def boot_for(self, image_id: str | None) -> dict[str, str] | None:
-        """Direct kernel boot when the image is the built test guest's disk."""
-        art = self.fast_boot
-        if art is None and self.guest_cache is not None:
-            from stratus.guest.builder import find_cached
-
-            art = find_cached(self.guest_cache)
-        if art is None or not image_id:
-            return None
-        wanted = art.manifest.get("files", {}).get("disk.qcow2", {}).get("sha256")
-        if not wanted or self.bases.meta(image_id).get("sha256") != wanted:
-            return None
-        kernel = art.vmlinux or art.kernel
-        return {"kernel": str(kernel), "initrd": str(art.initrd), "append": art.cmdline}
+                "boot": None, "suspended": False, "rescued": False}
 
     async def destroy(self, uuid: str, *, keep_disks: bool = False) -> None:
         rec = self.record(uuid)
@@ -454,13 +450,17 @@ class QemuDriver(Driver):
         wanted = image_id or rec.get("image_id")
         if not wanted:
             raise DriverError("no rescue image: the guest has no image and none was given")
-        base = await self.bases.ensure(wanted, image)
+        record = await disks.image_record(image, wanted)
+        base = await self.bases.ensure(wanted, image, record)
+        boot = await disks.fetch_boot(self.bases, wanted, record, image)  # the rescue image's
         async with self.lock(uuid):
             await self._stop_process(uuid, self._proc(uuid))
             rescue_disk = self.dir(uuid) / "rescue.qcow2"
             rescue_disk.unlink(missing_ok=True)
             await asyncio.to_thread(disks.create_overlay, base, rescue_disk, 0)
-            rec.update(rescued=True, rescue_boot=self.boot_for(wanted), suspended=False)
+            rescue_boot = await asyncio.to_thread(disks.place_boot, boot, self.dir(uuid),
+                                                  "rescue-")
+            rec.update(rescued=True, rescue_boot=rescue_boot, suspended=False)
             self.save(uuid, rec)
             await self._start(uuid, rec)
 
@@ -469,6 +469,7 @@ class QemuDriver(Driver):
         async with self.lock(uuid):
             await self._stop_process(uuid, self._proc(uuid))
             (self.dir(uuid) / "rescue.qcow2").unlink(missing_ok=True)
+            disks.place_boot(None, self.dir(uuid), "rescue-")
             rec.update(rescued=False, rescue_boot=None)
             self.save(uuid, rec)
             await self._start(uuid, rec)
@@ -489,9 +490,10 @@ class QemuDriver(Driver):
             self.save(uuid, rec)
 
     async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
-                               block_migration: bool) -> MigrationTarget:
+                               block_migration: bool | None,
+                               image: ImageSource | None = None) -> MigrationTarget:
         return await qemu_migrate.prepare_incoming(self, spec, live=live,
-                                                   block_migration=block_migration)
+                                                   block_migration=block_migration, image=image)
 
     async def migrate_out(self, uuid: str, target: MigrationTarget, *,
                           live: bool) -> MigrationStats | None:
@@ -532,6 +534,20 @@ class QemuDriver(Driver):
         if length is not None:
             lines = lines[-length:] if length > 0 else []
         return "\n".join(lines) + ("\n" if lines else "")
+
+    async def get_vnc_console(self, uuid: str) -> ConsoleEndpoint:
+        """The VNC server of the running QEMU: it takes the first free display of
+        127.0.0.1:5900-5999 (``-vnc 127.0.0.1:0,to=99``), so ask QMP which."""
+        self._mine(uuid)
+        if not self.vnc:
+            raise NotSupported("this QEMU host runs guests without VNC")
+        guest = self._proc(uuid)
+        if guest is None:
+            raise DriverError("the guest is not running")
+        info = await self.qmp(guest, "query-vnc")
+        if not info.get("enabled") or not info.get("service"):
+            raise NotSupported(f"guest {uuid} has no VNC server")
+        return ConsoleEndpoint(host=str(info["host"]), port=int(info["service"]))
 
     async def trigger_crash_dump(self, uuid: str) -> None:
         self._mine(uuid)

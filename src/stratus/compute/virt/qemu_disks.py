@@ -1,11 +1,16 @@
 """Disks of the QEMU driver: the per-host base image cache, overlays, config drives.
 
-Base images are fetched once per host through the agent's image source (the
-image client checks length and md5 while streaming), written to a `.part`
-file and renamed, so a crash never leaves a half image behind. They live in
-`<instances>/_base/<image id>` with a small JSON sidecar (size, sha256,
-format). Images that `qcow2stream` could not read in place (compressed qcow2,
-vmdk, ...) are converted to plain qcow2 once, when cached.
+Base images are fetched once per host through the agent's image source,
+checked while they stream against the image record (size, md5 ``checksum``,
+``os_hash_value``), written to a `.part` file and renamed, so a crash never
+leaves a half or wrong image behind. They live in `<instances>/_base/<image
+id>` with a small JSON sidecar (size, sha256, format, boot properties). Images
+that `qcow2stream` could not read in place (compressed qcow2, vmdk, ...) are
+converted to plain qcow2 once, when cached. Kernels and ramdisks (AKI/ARI
+images named by a disk image's ``kernel_id``/``ramdisk_id``) share the cache,
+kept byte for byte; each guest gets its own hard link of them (`kernel`,
+`ramdisk` in its directory), as Nova's libvirt driver keeps them per instance,
+so they move with the guest.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import binascii
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -54,7 +60,16 @@ class BaseImages:
         except (OSError, ValueError):
             return {}
 
-    async def ensure(self, image_id: str, source: ImageSource | None) -> Path:
+    async def ensure(self, image_id: str, source: ImageSource | None,
+                     record: dict[str, Any] | None = None, *, disk: bool = True) -> Path:
+        """The cached copy of IMAGE_ID, fetched through SOURCE the first time.
+
+        The data is checked against the image RECORD while it streams: its size,
+        its md5 ``checksum`` and its ``os_hash_value`` (``os_hash_algo``, sha512 by
+        default). A DISK is normalised for overlays (see :meth:`_normalise`); a
+        kernel or ramdisk (``disk=False``) is kept byte for byte. The sidecar keeps
+        the record's boot properties, so a guest whose image was deleted since
+        still boots the way the image said."""
         path = self.path(image_id)
         lock = self._locks.setdefault(image_id, asyncio.Lock())
         async with lock:
@@ -65,25 +80,22 @@ class BaseImages:
                                   "image source was given")
             self.directory.mkdir(parents=True, exist_ok=True)
             part = self.directory / f".{image_id}.part"
-            digest = hashlib.sha256()
-            size = 0
+            check = _Checks(record or {})
             try:
                 with part.open("wb") as out:
                     async for chunk in source(image_id):
-                        digest.update(chunk)
-                        size += len(chunk)
+                        check.update(chunk)
                         await asyncio.to_thread(out.write, chunk)
                     out.flush()
                     os.fsync(out.fileno())
-                fmt = await asyncio.to_thread(self._normalise, part)
+                check.verify(image_id)
+                fmt = await asyncio.to_thread(self._normalise, part) if disk else "raw"
             except BaseException:
                 part.unlink(missing_ok=True)
                 raise
-            if size == 0:
-                part.unlink(missing_ok=True)
-                raise DriverError(f"image {image_id} has no data")
-            (self.directory / f"{image_id}.json").write_text(json.dumps(
-                {"size": size, "sha256": digest.hexdigest(), "format": fmt}) + "\n")
+            meta = {"size": check.size, "sha256": check.sha256.hexdigest(), "format": fmt,
+                    **{k: record[k] for k in BOOT_PROPERTIES if record and record.get(k)}}
+            (self.directory / f"{image_id}.json").write_text(json.dumps(meta) + "\n")
             os.replace(part, path)
             return path
 
@@ -106,6 +118,146 @@ class BaseImages:
     def remove(self, image_id: str) -> None:
         self.path(image_id).unlink(missing_ok=True)
         (self.directory / f"{image_id}.json").unlink(missing_ok=True)
+
+
+class _Checks:
+    """Size and digests of data as it streams, against what the image record says."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        self.size = 0
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if record.get("checksum") else None
+        algo = record.get("os_hash_algo") or "sha512"
+        self.multihash = None
+        if record.get("os_hash_value") and algo in hashlib.algorithms_available:
+            self.multihash = hashlib.new(algo)
+
+    def update(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        for digest in (self.sha256, self.md5, self.multihash):
+            if digest is not None:
+                digest.update(chunk)
+
+    def verify(self, image_id: str) -> None:
+        if self.size == 0:
+            raise DriverError(f"image {image_id} has no data")
+        want = self.record.get("size")
+        if isinstance(want, int) and want != self.size:
+            raise DriverError(f"image {image_id}: got {self.size} bytes, its record says "
+                              f"{want}")
+        for digest, key in ((self.md5, "checksum"), (self.multihash, "os_hash_value")):
+            if digest is not None and digest.hexdigest() != self.record[key]:
+                raise DriverError(f"image {image_id}: its data does not match its {key} "
+                                  f"({digest.name}); not using it")
+
+
+# Image properties that make a guest boot its kernel directly (Nova's libvirt driver).
+BOOT_PROPERTIES = ("kernel_id", "ramdisk_id", "os_command_line")
+# Nova's default when the image has no os_command_line: the root disk and a console.
+DEFAULT_CMDLINE = "root=/dev/vda console=tty0 console=ttyS0"
+
+
+def boot_properties(record: dict[str, Any] | None) -> dict[str, str]:
+    """kernel_id/ramdisk_id/os_command_line of an image record (top level or nested)."""
+    if not record:
+        return {}
+    nested = record.get("properties") or {}
+    out = {}
+    for key in BOOT_PROPERTIES:
+        value = record.get(key) or nested.get(key)
+        if isinstance(value, str) and value:
+            out[key] = value
+    return out
+
+
+async def image_record(source: ImageSource | None, image_id: str) -> dict[str, Any] | None:
+    """The image's record through SOURCE; None when the source cannot say (a bare
+    data stream: the image is then cached unchecked and boots from its disk)."""
+    show = getattr(source, "show", None)
+    return await show(image_id) if show is not None else None
+
+
+async def fetch_boot(bases: BaseImages, image_id: str, record: dict[str, Any] | None,
+                     source: ImageSource | None) -> dict[str, Any] | None:
+    """The kernel (and ramdisk) that image IMAGE_ID (its RECORD) names, in the cache.
+
+    None when the image names no kernel: the guest boots from its disk (BIOS).
+    Otherwise ``{"kernel_id", "ramdisk_id", "append", "kernel", "initrd"}`` with
+    the cached files' paths. A kernel or ramdisk image that does not exist (or
+    the caller cannot see) or is not active fails with a message naming it."""
+    props = boot_properties(record) or boot_properties(bases.meta(image_id))
+    if not props.get("kernel_id"):
+        return None
+    paths: dict[str, Path | None] = {"kernel_id": None, "ramdisk_id": None}
+    for key, what in (("kernel_id", "kernel"), ("ramdisk_id", "ramdisk")):
+        wanted = props.get(key)
+        if not wanted:
+            continue
+        if bases.path(wanted).exists():
+            paths[key] = bases.path(wanted)
+            continue
+        found = await source.show(wanted) if source is not None else None
+        if found is None:
+            raise DriverError(f"the {what} image {wanted} (the {key} of image {image_id}) "
+                              "does not exist or is not visible")
+        if found.get("status") != "active":
+            raise DriverError(f"the {what} image {wanted} (the {key} of image {image_id}) "
+                              f"is not active (status {found.get('status')})")
+        try:
+            paths[key] = await bases.ensure(wanted, source, found, disk=False)
+        except Exception as exc:  # noqa: BLE001 - one message naming the image, whatever broke
+            raise DriverError(f"the {what} image {wanted} (the {key} of image {image_id}) "
+                              f"could not be fetched: {exc}") from exc
+    return {"kernel_id": props["kernel_id"], "ramdisk_id": props.get("ramdisk_id"),
+            "append": props.get("os_command_line") or DEFAULT_CMDLINE,
+            "kernel": paths["kernel_id"], "initrd": paths["ramdisk_id"]}
+
+
+def place_boot(fetched: dict[str, Any] | None, directory: Path,
+               prefix: str = "") -> dict[str, Any] | None:
+    """Link the fetched kernel/ramdisk into the guest's DIRECTORY (as PREFIX+``kernel``,
+    PREFIX+``ramdisk``); returns the guest.json entry saying how the guest boots."""
+    for name in ("kernel", "ramdisk"):
+        (directory / f"{prefix}{name}").unlink(missing_ok=True)
+    if fetched is None:
+        return None
+    place_file(fetched["kernel"], directory / f"{prefix}kernel")
+    if fetched["initrd"] is not None:
+        place_file(fetched["initrd"], directory / f"{prefix}ramdisk")
+    return {"kernel_id": fetched["kernel_id"], "ramdisk_id": fetched["ramdisk_id"],
+            "kernel": f"{prefix}kernel",
+            "initrd": f"{prefix}ramdisk" if fetched["initrd"] is not None else None,
+            "append": fetched["append"]}
+
+
+def place_file(cached: Path, target: Path) -> None:
+    """TARGET becomes a copy of the cached file: a hard link when it can be (the cache
+    and the guest's directory share a file system), else a copy."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(cached, tmp)
+    except OSError:
+        shutil.copyfile(cached, tmp)
+    os.replace(tmp, target)
+
+
+def hand_over_boot(source: Path, dest: Path) -> None:
+    """A guest directory moved to another host's (not shared): its kernel, ramdisk and
+    the boot entries of guest.json go with it, so the destination boots it the same way."""
+    try:
+        rec = json.loads((source / "guest.json").read_text())
+        theirs = json.loads((dest / "guest.json").read_text())
+    except (OSError, ValueError):
+        return
+    for name in ("kernel", "ramdisk"):
+        if (source / name).exists():
+            place_file(source / name, dest / name)
+    theirs["boot"] = rec.get("boot")
+    tmp = dest / "guest.json.tmp"
+    tmp.write_text(json.dumps(theirs, indent=1) + "\n")
+    os.replace(tmp, dest / "guest.json")
 
 
 def create_overlay(base: Path, overlay: Path, root_gb: int) -> None:

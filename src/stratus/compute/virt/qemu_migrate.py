@@ -2,7 +2,9 @@
 and the QMP job helpers suspend and snapshot share with it.
 
 Modes, chosen on the destination by ``prepare_incoming`` and sent to the
-source in ``MigrationTarget.extra["mode"]``:
+source in ``MigrationTarget.extra["mode"]`` (a live migration's
+``block_migration`` None, the API's "auto", takes what the storage allows;
+True/False that the storage contradicts fail before anything starts):
 
 * ``shared``: the guest's directory already exists on the destination (both
   hosts use the same instances directory, or it is the same host: a resize).
@@ -12,17 +14,22 @@ source in ``MigrationTarget.extra["mode"]``:
   (an overlay on its cached base image, else a flat qcow2), exports it with
   QEMU's NBD server; the source `drive-mirror`s into it (``sync=top`` when the
   base is there, ``full`` otherwise), waits for the job to be ready, migrates
-  memory, then cancels the job (the destination keeps the mirrored disk).
+  memory, then cancels the job (the destination keeps the mirrored disk). The
+  destination fetches the guest's image into its own base cache first (through
+  the agent's image source), so the disk it keeps is an overlay on it.
 * ``copy`` (cold, storage not shared): the source copies the stopped guest's
   overlay (rebased onto the destination's base, or flattened when the
   destination lacks it) and its config drive into the destination's directory.
 
 Timings of the last outgoing migration (total, downtime, RAM sent; from QMP
 ``query-migrate``) are kept in ``driver.last_migration[uuid]`` and logged, and
-``migrate_out`` returns them as :class:`MigrationStats`. While a live migration
+``migrate_out`` returns them as :class:`MigrationStats`. ``drv.migration_bandwidth``
+(``compute.live_migration_bandwidth``) caps both the memory stream
+(``max-bandwidth``) and the disk mirror (``speed``). While a live migration
 runs, ``progress`` reads RAM and disk-mirror progress from QMP; ``force_complete``
-lifts the switch-over pause limit (``downtime-limit``) so the next pass ends it,
-the guest never entering the user-paused state (so the destination runs it);
+lifts the cap and the switch-over pause limit (``downtime-limit``), so QEMU
+pauses the guest at its next check and sends the rest at full speed; the
+guest never enters the user-paused state, so the destination runs it;
 ``abort`` cancels the mirror job and the migration (``migrate_cancel``).
 """
 
@@ -41,6 +48,7 @@ from stratus.compute.virt import qemu_disks as disks
 from stratus.compute.virt.driver import (
     DriverError,
     GuestSpec,
+    ImageSource,
     MigrationAborted,
     MigrationStats,
     MigrationTarget,
@@ -68,10 +76,13 @@ class LiveRun:
 
 
 async def migrate(drv: QemuDriver, guest: gq.Guest, uri: str, timeout: float = 600,
-                  run: LiveRun | None = None) -> dict[str, Any]:
-    """Run a QMP migration to URI until it completes; returns the final query-migrate."""
-    limit = FORCED_DOWNTIME_MS if run is not None and run.forced else DOWNTIME_LIMIT_MS
-    await drv.qmp(guest, "migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH,
+                  run: LiveRun | None = None, bandwidth: int = 0) -> dict[str, Any]:
+    """Run a QMP migration to URI until it completes; returns the final query-migrate.
+    BANDWIDTH caps it (bytes/s; 0 or a forced RUN: as fast as it goes)."""
+    forced = run is not None and run.forced
+    limit = FORCED_DOWNTIME_MS if forced else DOWNTIME_LIMIT_MS
+    cap = bandwidth if bandwidth and not forced else MAX_BANDWIDTH
+    await drv.qmp(guest, "migrate-set-parameters", **{"max-bandwidth": cap,
                                                       "downtime-limit": limit})
     await drv.qmp(guest, "migrate", uri=uri)
     deadline = time.monotonic() + timeout
@@ -130,13 +141,42 @@ async def block_commit(drv: QemuDriver, guest: gq.Guest, base: Path) -> None:
 # --- destination -----------------------------------------------------------------------
 
 async def prepare_incoming(drv: QemuDriver, spec: GuestSpec, *, live: bool,
-                           block_migration: bool) -> MigrationTarget:
+                           block_migration: bool | None,
+                           image: ImageSource | None = None) -> MigrationTarget:
+    """Shared storage is when the guest's directory, owned by a host, is already
+    here; ``block_migration`` None picks the mode from that, True/False insist
+    (and fail first, as Nova's pre-checks do, when the storage says otherwise)."""
     uuid = spec.uuid
     d = drv.dir(uuid)
     shared = (d / "disk.qcow2").exists() and (drv.record(uuid) or {}).get("host") is not None
+    if live and shared and block_migration is True:
+        raise DriverError(f"Block migration can not be used with shared storage: host "
+                          f"{drv.host} already sees the disk of {uuid} in {drv.instances}")
+    if live and not shared and block_migration is False:
+        raise DriverError(f"Host {drv.host} is not on shared storage with the source "
+                          f"({drv.instances} does not hold the disk of {uuid}): live "
+                          "migration without block migration needs shared storage")
+    try:
+        return await _prepare(drv, spec, live=live, shared=shared, image=image)
+    except BaseException:
+        if not shared:
+            await abort_incoming(drv, uuid)
+        raise
+
+
+async def _prepare(drv: QemuDriver, spec: GuestSpec, *, live: bool, shared: bool,
+                   image: ImageSource | None) -> MigrationTarget:
+    uuid = spec.uuid
+    d = drv.dir(uuid)
     extra: dict[str, str] = {"mode": "shared" if shared else ("block" if live else "copy"),
                              "dir": str(d)}
     if not shared:
+        if spec.image_id and image is not None:
+            try:  # the guest's base image here too: only its overlay has to move
+                await drv.bases.ensure(spec.image_id, image)
+            except DriverError as exc:
+                log.warning("guest %s: image %s not cached on %s, copying the whole disk: "
+                            "%s", uuid, spec.image_id, drv.host, exc)
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
         rec = drv.new_record(spec) | {"host": None, "incoming": True}
@@ -242,6 +282,8 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
         rec.update(host=None, suspended=False)
         drv.save(uuid, rec)
     else:
+        if live and "dir" in target.extra:  # its kernel and ramdisk go along (direct boot)
+            await asyncio.to_thread(disks.hand_over_boot, drv.dir(uuid), Path(target.extra["dir"]))
         shutil.rmtree(drv.dir(uuid), ignore_errors=True)
     return stats
 
@@ -317,10 +359,12 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
     t0 = time.monotonic()
     try:
         async with drv.lock(uuid):
+            speed = {"speed": drv.migration_bandwidth} if drv.migration_bandwidth else {}
             if mode == "block":
                 await drv.qmp(guest, "drive-mirror", device="disk0",
                               target=target.extra["nbd"], format="raw", mode="existing",
-                              sync=target.extra.get("sync", "full"), **{"job-id": MIRROR_JOB})
+                              sync=target.extra.get("sync", "full"), **{"job-id": MIRROR_JOB},
+                              **({} if run.forced else speed))
                 try:
                     await _wait_job(drv, guest, MIRROR_JOB, ready=True)
                 except DriverError:
@@ -332,7 +376,8 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
             try:
                 if run.aborted:
                     raise MigrationAborted(f"live migration of {guest.spec.name} was aborted")
-                info = await migrate(drv, guest, target.uri, run=run)
+                info = await migrate(drv, guest, target.uri, run=run,
+                                     bandwidth=drv.migration_bandwidth)
             except DriverError:
                 if mode == "block":
                     await _cancel(drv, guest, MIRROR_JOB)
@@ -379,12 +424,18 @@ async def progress(drv: QemuDriver, uuid: str) -> MigrationStats | None:
 
 
 async def force_complete(drv: QemuDriver, uuid: str) -> None:
+    """Converge now: lift the speed cap (memory and disk mirror) and the pause budget,
+    so QEMU stops the guest at its next check and sends what is left at full speed.
+    QEMU pauses it (not the user), so the destination runs it on arrival."""
     run = drv.migrating.get(uuid)
     if run is None:
         raise DriverError(f"no live migration of {uuid} runs on {drv.host}")
     run.forced = True
+    jobs = {j["device"] for j in await drv.qmp(run.guest, "query-block-jobs")}
+    if MIRROR_JOB in jobs:
+        await drv.qmp(run.guest, "block-job-set-speed", device=MIRROR_JOB, speed=0)
     await drv.qmp(run.guest, "migrate-set-parameters",
-                  **{"downtime-limit": FORCED_DOWNTIME_MS})
+                  **{"downtime-limit": FORCED_DOWNTIME_MS, "max-bandwidth": MAX_BANDWIDTH})
 
 
 async def abort(drv: QemuDriver, uuid: str) -> None:
@@ -421,3 +472,4 @@ def _copy_disks(source: Path, dest: Path, dest_base: str | None) -> None:
     tmp.replace(dest / "disk.qcow2")
     if (source / "config.img").exists():
         shutil.copyfile(source / "config.img", dest / "config.img")
+    disks.hand_over_boot(source, dest)

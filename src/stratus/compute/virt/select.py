@@ -65,15 +65,18 @@ def choose(settings: Settings) -> Hypervisor:
     return Hypervisor.QEMU
 
 
-def instances_dir(settings: Settings) -> Path:
-    """Every host of this machine shares it (guest.json says which host owns a guest)."""
-    return settings.data_dir / "instances"
+def instances_dir(settings: Settings, host: str) -> Path:
+    """``compute.instances_path`` for HOST: by default one directory every host of this
+    data dir shares (shared storage; guest.json says which host owns a guest); with
+    ``{host}`` in it, a directory per host (no shared storage between them)."""
+    return settings.data_dir / settings.compute.instances_path.format(host=host)
 
 
 def qemu_driver(settings: Settings, host: str):  # type: ignore[no-untyped-def]
     from stratus.compute.virt.qemu import QemuDriver
     from stratus.guest.qemu import accel_for
 
-    return QemuDriver(host, instances_dir=instances_dir(settings),
-                      accel=accel_for(settings.data_dir),
-                      guest_cache=settings.data_dir / "guest")
+    drv = QemuDriver(host, instances_dir=instances_dir(settings, host),
+                     accel=accel_for(settings.data_dir))
+    drv.migration_bandwidth = settings.compute.live_migration_bandwidth << 20
+    return drv
