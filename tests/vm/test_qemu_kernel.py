@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,9 +38,9 @@ def cloud(vm_data_dir: Path, guest_image: GuestArtifacts) -> Iterator[QemuCloud]
         c.stop()
 
 
-def create(c: QemuCloud, name: str, image: str, *, wait: bool = True) -> dict:  # type: ignore[type-arg]
+def create(c: QemuCloud, name: str, image: str, *, wait: bool = True) -> dict[str, Any]:
     args = ["server", "create", "--image", image, "--flavor", FLAVOR, "--nic", "none", name]
-    return c.cli_json(*args, *(["--wait"] if wait else []))  # type: ignore[no-any-return]
+    return dict(c.cli_json(*args, *(["--wait"] if wait else [])))
 
 
 def argv(c: QemuCloud, server_id: str) -> list[str]:
@@ -161,7 +162,7 @@ def test_a_kernel_that_is_missing_or_not_active_fails_the_build_by_name(
         cloud.cli("server", "delete", "--wait", name)
 
 
-def _wait_error(c: QemuCloud, name: str, timeout: float = 120) -> dict:  # type: ignore[type-arg]
+def _wait_error(c: QemuCloud, name: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while (s := c.server(name))["status"] != "ERROR":
         assert s["status"] in ("BUILD",), f"{name} is {s['status']}, not ERROR"

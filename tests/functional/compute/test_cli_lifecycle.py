@@ -144,3 +144,19 @@ def test_admin_views_with_the_cli(user: User) -> None:
     osc("flavor", "delete", "f.custom", parse=False)
     zones = osc("availability", "zone", "list", "--compute")
     assert any(z["Zone Name"] == "nova" for z in zones)
+
+
+def test_server_password_and_inject_network_info(user: User) -> None:
+    sid = user.osc("server", "create", "--flavor", "m1.tiny", "--image", "cirros", "--nic",
+                   "none", "pw")["id"]
+    user.wait(sid, "ACTIVE")
+    # No guest agent here posts an encrypted password: empty, as Nova shows such a guest.
+    assert user.api("GET", f"/servers/{sid}/os-server-password").json() == {"password": ""}
+    assert user.api("DELETE", f"/servers/{sid}/os-server-password").status_code == 204
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert user.api("GET", f"/servers/{missing}/os-server-password").status_code == 404
+    resp = user.api("POST", f"/servers/{sid}/action", json={"injectNetworkInfo": None})
+    assert resp.status_code == 202
+    actions = user.api("GET", f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
+    assert "inject_network_info" in [a["action"] for a in actions]
+    user.osc("server", "delete", "--wait", sid, parse=False)

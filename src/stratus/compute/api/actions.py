@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from stratus.compute import quotas
-from stratus.compute.api import consoles, floatingips, secgroups
+from stratus.compute.api import consoles, floatingips, legacy, secgroups
 from stratus.compute.api.common import (
     Call,
     Deps,
@@ -491,6 +491,7 @@ ACTIONS: dict[str, tuple[Handler, str]] = {
     "restore": (restore, "2.1"),
     "addSecurityGroup": (secgroups.add_security_group, "2.1"),
     "removeSecurityGroup": (secgroups.remove_security_group, "2.1"),
+    "injectNetworkInfo": (legacy.inject_network_info, "2.1"),
     "addFloatingIp": (floatingips.add_floating_ip, "2.1"),
     "removeFloatingIp": (floatingips.remove_floating_ip, "2.1"),
     **{name: (consoles.action(name), "2.1") for name in consoles.LEGACY},

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
 
+from stratus.compute import network
 from stratus.compute.aggregates import host_zones
 from stratus.compute.api.common import Call, Deps, ok
 from stratus.compute.models import ComputeNode, Instance, Service
@@ -272,3 +273,36 @@ async def diagnostics(deps: Deps, request: Request) -> Response:
                "nic_details": [],
                "disk_details": [{"read_bytes": 0, "read_requests": 0, "write_bytes": 0,
                                  "write_requests": 0, "errors_count": 0}]})
+
+
+# --- os-server-password and injectNetworkInfo --------------------------------------------
+
+async def server_password(deps: Deps, request: Request) -> Response:
+    """``GET``/``DELETE /servers/{id}/os-server-password``.
+
+    In Nova a guest agent posts its encrypted password to the metadata
+    service, which keeps it for this API. No guest here posts one (our
+    metadata answers reads only), so the password is always empty and a
+    clear is a no-op: the answers a Nova user gets for a guest without an agent.
+    """
+    call = Call(deps, request)
+    write = request.method == "DELETE"
+    await call.instance(request.path_params["server_id"],
+                        "os_compute_api:os-server-password:clear" if write
+                        else "os_compute_api:os-server-password:show")
+    if write:
+        return Response(status_code=204)
+    return ok({"password": ""})
+
+
+async def inject_network_info(call: Call, inst: Instance, body: Any) -> Response:
+    """Admin: re-read the server's ports from the network service into its cached
+    network info (guests here take their addresses by DHCP, so nothing is written
+    into the guest)."""
+    call.enforce("os_compute_api:os-admin-actions:inject_network_info",
+                 {"project_id": inst.project_id})
+    if call.deps.network is not None:
+        await network.refresh_cache(call.deps.network, call.deps.db, inst.uuid)
+    await call.deps.store.record_action(inst.uuid, "inject_network_info", call.request_id,
+                                        call.project_id, call.ctx.user_id)
+    return Response(status_code=202)

@@ -137,6 +137,7 @@ TABLE: list[tuple[str, list[str], Endpoint]] = [
     ("/os-instance_usage_audit_log", ["GET"], legacy.usage_audit_log),
     ("/os-instance_usage_audit_log/{before}", ["GET"], legacy.usage_audit_log),
     ("/servers/{server_id}/diagnostics", ["GET"], legacy.diagnostics),
+    ("/servers/{server_id}/os-server-password", ["GET", "DELETE"], legacy.server_password),
     ("/os-security-groups", ["GET"], secgroups.index),
     ("/os-security-groups", ["POST"], secgroups.create),
     ("/os-security-groups/", ["PUT", "DELETE"], legacy.blank_id),

@@ -6,6 +6,7 @@ Files of a guest, under the host's instances directory::
     <instances>/<uuid>/guest.json       what to run: sizes, boot, owner host, suspended
     <instances>/<uuid>/disk.qcow2       the root disk: an overlay on the base image
     <instances>/<uuid>/config.img       the config drive (vfat, label config-2)
+    <instances>/<uuid>/kernel, ramdisk  when its image names them: direct kernel boot
     <instances>/<uuid>/rescue.qcow2     while rescued: the rescue disk (the root is vdb)
     <instances>/<uuid>/run-<host key>/  this host's QEMU: qmp.sock, serial.log, qemu.pid,
                                         qemu.log, and suspend.state while suspended
