@@ -76,6 +76,8 @@ class Instance(Base):
     locked_reason: Mapped[str | None] = mapped_column(String(255), default=None)
     reservation_id: Mapped[str] = mapped_column(String(32), default="")
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
+    # OS-DCF:diskConfig: AUTO (True) or MANUAL (False).
+    auto_disk_config: Mapped[bool] = mapped_column(Boolean, default=False)
     request_spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     progress: Mapped[int] = mapped_column(Integer, default=0)
     launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

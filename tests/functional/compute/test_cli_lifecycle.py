@@ -160,3 +160,28 @@ def test_server_password_and_inject_network_info(user: User) -> None:
     actions = user.api("GET", f"/servers/{sid}/os-instance-actions").json()["instanceActions"]
     assert "inject_network_info" in [a["action"] for a in actions]
     user.osc("server", "delete", "--wait", sid, parse=False)
+
+
+def test_disk_config_is_kept_and_changed_by_update_rebuild_and_resize(user: User) -> None:
+    image = user.osc("image", "show", "cirros")["id"]
+    body = {"name": "dcf", "imageRef": image, "flavorRef": "1", "networks": "none",
+            "OS-DCF:diskConfig": "AUTO"}
+    created = user.api("POST", "/servers", json={"server": body}).json()["server"]
+    sid = created["id"]
+    assert created["OS-DCF:diskConfig"] == "AUTO"
+    assert user.wait(sid, "ACTIVE")["OS-DCF:diskConfig"] == "AUTO"
+    resp = user.api("PUT", f"/servers/{sid}", json={"server": {"OS-DCF:diskConfig": "MANUAL"}})
+    assert resp.json()["server"]["OS-DCF:diskConfig"] == "MANUAL"
+    rebuilt = user.api("POST", f"/servers/{sid}/action", json={"rebuild": {
+        "imageRef": image, "OS-DCF:diskConfig": "AUTO"}})
+    assert rebuilt.status_code == 202 and rebuilt.json()["server"]["OS-DCF:diskConfig"] == "AUTO"
+    user.wait(sid, "ACTIVE")
+    assert user.api("POST", f"/servers/{sid}/action", json={"resize": {
+        "flavorRef": "2", "OS-DCF:diskConfig": "MANUAL"}}).status_code == 202
+    assert user.wait(sid, "VERIFY_RESIZE")["OS-DCF:diskConfig"] == "MANUAL"
+    user.osc("server", "resize", "confirm", sid, parse=False)
+    user.wait(sid, "ACTIVE")
+    bad = user.api("PUT", f"/servers/{sid}", json={"server": {"OS-DCF:diskConfig": "auto"}})
+    assert bad.status_code == 400 and "MANUAL" in bad.json()["badRequest"]["message"]
+    assert user.server(sid)["OS-DCF:diskConfig"] == "MANUAL"
+    user.osc("server", "delete", "--wait", sid, parse=False)

@@ -21,6 +21,7 @@ from stratus.compute.api.common import (
     Call,
     Deps,
     accepted,
+    disk_config,
     ok,
     require_bool,
     require_int,
@@ -182,6 +183,8 @@ async def resize(call: Call, inst: Instance, body: Any) -> Response:
     if flavor.root_gb < int(inst.flavor["disk"]):
         raise BadRequest("Resize to a flavor with a smaller root disk is not allowed.")
     new = flavor_snapshot(flavor)
+    if (auto_disk := disk_config(body)) is not None:
+        await call.deps.store.update(inst.uuid, auto_disk_config=auto_disk)
     return await _migrate(call, inst, Action.RESIZE, "resize", new, None)
 
 
@@ -379,6 +382,8 @@ async def rebuild(call: Call, inst: Instance, body: Any) -> Response:
         raise BadRequest("rebuild needs 'imageRef'.")
     image = await find_image(call, body["imageRef"])
     values: dict[str, Any] = {}
+    if (auto_disk := disk_config(body, image)) is not None:
+        values["auto_disk_config"] = auto_disk
     if "name" in body:
         values["name"] = require_str(body, "name")
     if "metadata" in body:

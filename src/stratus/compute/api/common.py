@@ -218,3 +218,21 @@ def check_metadata(value: Any, name: str = "metadata") -> dict[str, str]:
             raise BadRequest(f"Invalid {name} value for {k!r}: a string of at most 255 "
                              "characters")
     return dict(value)
+
+
+DISK_CONFIG = "OS-DCF:diskConfig"
+
+
+def disk_config(body: dict[str, Any], image: dict[str, Any] | None = None) -> bool | None:
+    """``OS-DCF:diskConfig`` of a request: True for AUTO, False for MANUAL, None if absent.
+    AUTO is refused for an image whose ``auto_disk_config`` property disables it (Nova)."""
+    if DISK_CONFIG not in body:
+        return None
+    value = body[DISK_CONFIG]
+    if value not in ("AUTO", "MANUAL"):
+        raise BadRequest(f"{DISK_CONFIG} must be either 'MANUAL' or 'AUTO'.")
+    if value == "AUTO" and image is not None and str(
+            image.get("auto_disk_config", "")).lower() in ("false", "0", "no", "disabled"):
+        raise BadRequest(f"Requested image {image.get('id')} has automatic disk resize "
+                         "disabled.")
+    return value == "AUTO"

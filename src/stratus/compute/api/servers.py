@@ -16,7 +16,15 @@ from starlette.responses import Response
 from stratus.compute import network, quotas, teardown
 from stratus.compute.aggregates import zone_names
 from stratus.compute.api import listing
-from stratus.compute.api.common import Call, Deps, check_metadata, ok, require_int, require_str
+from stratus.compute.api.common import (
+    Call,
+    Deps,
+    check_metadata,
+    disk_config,
+    ok,
+    require_int,
+    require_str,
+)
 from stratus.compute.api.views import ServerContext, server
 from stratus.compute.flavors import snapshot as flavor_snapshot
 from stratus.compute.images import inherited_properties
@@ -173,6 +181,9 @@ async def create(deps: Deps, request: Request) -> Response:
     if not image_ref:
         raise BadRequest("'imageRef' is required to boot from an image.")
     image = await find_image(call, image_ref, flavor)
+    auto_disk = disk_config(body, image)
+    if auto_disk is None:  # as Nova: the image's own auto_disk_config, else MANUAL
+        auto_disk = str(image.get("auto_disk_config", "")).lower() in ("true", "1", "yes")
     metadata = check_metadata(body.get("metadata", {}))
     min_count = require_int(body.get("min_count", 1), "min_count", 1)
     max_count = require_int(body.get("max_count", min_count), "max_count", 1)
@@ -259,6 +270,7 @@ async def create(deps: Deps, request: Request) -> Response:
                         config_drive="True" if _wants_config_drive(call, body, image) else "",
                         access_ip_v4=ip4, access_ip_v6=ip6,
                         reservation_id=reservation, launch_index=index,
+                        auto_disk_config=auto_disk,
                         request_spec={"hints": hints,
                                       "networks": [n.to_json() for n in nics],
                                       "security_groups": sg_names,
@@ -287,7 +299,7 @@ async def create(deps: Deps, request: Request) -> Response:
     first = instances[0]
     out: dict[str, Any] = {"id": first.uuid, "links": server(
         first, ServerContext(call.base, call.version, False), in_list=True)["links"],
-        "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": n} for n in sg_names]}
+        "OS-DCF:diskConfig": "AUTO" if auto_disk else "MANUAL", "security_groups": [{"name": n} for n in sg_names]}
     out["adminPass"] = body.get("adminPass") or secrets.token_urlsafe(9)
     return ok({"server": out}, 202)
 
@@ -414,6 +426,8 @@ async def update(deps: Deps, request: Request) -> Response:
     for key, column, ipv in (("accessIPv4", "access_ip_v4", 4), ("accessIPv6", "access_ip_v6", 6)):
         if key in body:
             values[column] = access_ip(body[key], key, ipv)
+    if (auto_disk := disk_config(body)) is not None:
+        values["auto_disk_config"] = auto_disk
     if values:
         await deps.store.update(inst.uuid, **values)
     inst = await call.instance(inst.uuid)

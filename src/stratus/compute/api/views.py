@@ -111,7 +111,7 @@ SERVER_FIELDS: tuple[Field, ...] = (
     Field("key_name", lambda i, c: i.key_name),
     Field("config_drive", lambda i, c: i.config_drive or ""),
     Field("progress", lambda i, c: 100 if i.vm_state == "active" else i.progress),
-    Field("OS-DCF:diskConfig", lambda i, c: "MANUAL"),
+    Field("OS-DCF:diskConfig", lambda i, c: "AUTO" if i.auto_disk_config else "MANUAL"),
     Field(_AZ, lambda i, c: i.availability_zone or ""),
     Field("OS-EXT-STS:vm_state", lambda i, c: i.vm_state),
     Field("OS-EXT-STS:task_state", lambda i, c: i.task_state),
