@@ -146,6 +146,9 @@ class ComputeSettings(_Section):
     fake_vcpus: int = Field(0, ge=0)
     fake_memory_mb: int = Field(0, ge=0)
     fake_disk_gb: int = Field(0, ge=0)
+    # Seconds the fake driver takes per operation ({"spawn": 1.5}, "*" for all): to
+    # mimic a real host or widen race windows in tests.
+    fake_latency: dict[str, float] = Field(default_factory=dict)
     cpu_allocation_ratio: float = Field(4.0, gt=0)
     ram_allocation_ratio: float = Field(1.0, gt=0)
     disk_allocation_ratio: float = Field(1.0, gt=0)

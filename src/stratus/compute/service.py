@@ -169,7 +169,7 @@ class ComputeAgentService(Service):
         mem = c.fake_memory_mb or _machine_memory_mb()
         disk = c.fake_disk_gb or shutil.disk_usage(self.runtime.settings.data_dir).total // 2**30
         return FakeDriver(name, vcpus=c.fake_vcpus or os.cpu_count() or 2, memory_mb=mem,
-                          local_gb=int(disk),
+                          local_gb=int(disk), latency=dict(c.fake_latency),
                           control_dir=self.runtime.settings.data_dir / "fake-driver")
 
     async def start(self) -> None:

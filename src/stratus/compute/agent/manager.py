@@ -78,6 +78,12 @@ class AgentManager:
         self.store = InstanceStore(db)
         self.network: network.RestNetworkAPI | None = None  # set by the service wiring
         self.vif_events = network.VifEvents()
+        # A build and a delete of one instance never overlap here (Nova's per-instance
+        # lock): a delete during a build waits for it, then removes what it made.
+        self._building: dict[str, asyncio.Lock] = {}
+
+    def _instance_lock(self, uuid: str) -> asyncio.Lock:
+        return self._building.setdefault(uuid, asyncio.Lock())
 
     def image_source(self, token: str) -> ImageSource:
         return TokenImages(self.images, token)
@@ -283,6 +289,11 @@ class AgentManager:
         await self._run(Action.SHELVE_OFFLOAD, uuid, request_id, work)
 
     async def terminate_instance(self, uuid: str, request_id: str) -> None:
+        async with self._instance_lock(uuid):
+            await self._terminate(uuid, request_id)
+        self._building.pop(uuid, None)
+
+    async def _terminate(self, uuid: str, request_id: str) -> None:
         try:
             inst = await self.store.get(uuid)
         except Exception:  # noqa: BLE001
@@ -345,6 +356,11 @@ class AgentManager:
     async def spawn(self, uuid: str, request_id: str, token: str,
                     flavor: dict[str, Any] | None = None, power_on: bool = True) -> int:
         """Build (or re-build after evacuate/unshelve) the guest here; returns power state."""
+        async with self._instance_lock(uuid):
+            return await self._spawn(uuid, token, flavor, power_on)
+
+    async def _spawn(self, uuid: str, token: str, flavor: dict[str, Any] | None,
+                     power_on: bool) -> int:
         inst = await self.store.get(uuid)
         image_id = inst.shelved_image_id if inst.vm_state in (
             VmState.SHELVED_OFFLOADED, VmState.SHELVED) and inst.shelved_image_id else None

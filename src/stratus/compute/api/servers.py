@@ -447,9 +447,12 @@ async def delete_instance(call: Call, inst: Instance) -> None:
     deps = call.deps
     await deps.store.record_action(inst.uuid, "delete", call.request_id, call.project_id,
                                    call.ctx.user_id)
+    inst = await deps.store.begin(inst.uuid, Action.DELETE, allow_task=True)
+    # The host as of the claim: a build that got its host first is deleted by that
+    # host (after its build ends); one that did not yet can no longer get one.
+    inst = await deps.store.get(inst.uuid)
     svc = await compute_service(deps.db, inst.host) if inst.host else None
     local = svc is None or not is_up(svc, deps.settings.compute.service_down_time)
-    inst = await deps.store.begin(inst.uuid, Action.DELETE, allow_task=True)
     if local:  # nothing runs it, or its host is down: delete here (Nova's local delete)
         await network.deallocate_for_instance(deps.network, deps.db, inst.uuid)
         await teardown.finalize_delete(deps.db, inst)
