@@ -133,6 +133,18 @@ class QemuDeployment:
         rows = self.cloud.cli_json("compute", "service", "list", "--service", "nova-compute")
         return {r["Host"]: r for r in rows}
 
+    def start_agent(self, host: str, timeout: float = 90) -> None:
+        """Start HOST's agent process again; returns once that process has heartbeated
+        (a service still shown up may only be the dead process's last heartbeat)."""
+        before = self.services()[host]["Updated At"]
+        self.agents[host].start()
+        deadline = time.monotonic() + timeout
+        while (row := self.services()[host])["Updated At"] == before or row["State"] != "up":
+            assert self.agents[host].alive, self.agents[host].log()[-3000:]
+            assert time.monotonic() < deadline, \
+                f"{host} sent no heartbeat: {row}\n{self.agents[host].log()[-3000:]}"
+            time.sleep(0.5)
+
     def wait_service(self, host: str, state: str, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:

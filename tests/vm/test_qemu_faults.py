@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -31,6 +30,7 @@ import pytest
 
 from stratus.guest import qemu as gq
 from stratus.guest.builder import GuestArtifacts
+from tests.support.openstack import openstack
 from tests.vm.deployment import QemuDeployment
 from tests.vm.qemu_cloud import QemuCloud, boots, qemus_under, ticks
 
@@ -45,7 +45,7 @@ IMAGE_QUOTA = 256 * MIB  # per project: more than the seeded guest images need
 def deployment(vm_data_dir: Path, guest_image: GuestArtifacts) -> Iterator[QemuDeployment]:
     d = QemuDeployment(guest_image, vm_data_dir, agents=("node2",), env={
         "STRATUS_COMPUTE__HEARTBEAT_INTERVAL": "1",
-        "STRATUS_COMPUTE__SERVICE_DOWN_TIME": "6",
+        "STRATUS_COMPUTE__SERVICE_DOWN_TIME": "10",
         "STRATUS_COMPUTE__POWER_SYNC_INTERVAL": "2",
         "STRATUS_IMAGE__IMAGE_SIZE_TOTAL_QUOTA": str(IMAGE_QUOTA)})
     d.start()
@@ -102,13 +102,14 @@ def test_restarted_agent_keeps_managing_its_running_guest(deployment: QemuDeploy
     c, agent = deployment.cloud, deployment.agents["node2"]
     s = c.wait(victim.name, "ACTIVE", timeout=20)
     [pid] = _qemu_of(c, s["id"], "node2")
-    agent.stop()
-    agent.start()
-    deployment.wait_service("node2", "up")
-    mark = len(c.console(victim.name))
-    assert _ticking_on(c, victim.name, mark), "the guest stopped ticking"
-    assert _qemu_of(c, s["id"], "node2") == [pid], "the restart replaced the guest's QEMU"
-    assert "boot=" not in c.console(victim.name)[mark:], "the restart rebooted the guest"
+    for end in (agent.stop, agent.kill):  # a service restart, then a crash
+        end()
+        deployment.start_agent("node2")
+        mark = len(c.console(victim.name))
+        assert _ticking_on(c, victim.name, mark), "the guest stopped ticking"
+        assert _qemu_of(c, s["id"], "node2") == [pid], "the restart replaced the guest's QEMU"
+        assert not boots(c.console(victim.name)[mark:]), "the restart rebooted the guest"
+        assert c.server(victim.name)["status"] == "ACTIVE"
 
     c.cli("server", "stop", victim.name)
     c.wait(victim.name, "SHUTOFF")
@@ -173,8 +174,10 @@ def test_a_snapshot_over_the_image_quota_is_deleted_and_the_server_runs_on(
     filler = _fill_image_quota(c, s["tenant_id"], leave=1 * MIB)
     mark = len(c.console(victim.name))
 
-    out = c.cli("server", "image", "create", "--name", "over-quota", "--wait", victim.name,
-                check=False)
+    proc = openstack(c.cloud, "server", "image", "create", "--name", "over-quota", "--wait",
+                     victim.name, check=False)
+    assert proc.returncode != 0, proc.stdout
+    out = proc.stdout + proc.stderr
     s = c.wait(victim.name, "ACTIVE")
     assert not s["OS-EXT-STS:task_state"]
     assert "fault" not in s, "an ACTIVE server shows no fault (as Nova)"
@@ -263,14 +266,14 @@ def test_the_dead_host_back_up_leaves_the_evacuated_guest_alone(deployment: Qemu
     sid = s["id"]
     assert s["OS-EXT-SRV-ATTR:host"] == "vmhost", "run after the evacuation test"
     [pid] = _qemu_of(c, sid, "vmhost")
-    # What the dead host left on the shared storage: its run directory for the guest.
+    # What the dead host may have left on the shared storage: its run directory for the
+    # guest (the adopting host removes the one it saw; this one appeared after).
     leftover = _run_dir(c, sid, "node2")
     leftover.mkdir(exist_ok=True)
     (leftover / "serial.log").write_text("boot=0\n")
     mark = len(c.console(victim.name))
 
-    agent.start()
-    deployment.wait_service("node2", "up")
+    deployment.start_agent("node2")
     deadline = time.monotonic() + 60
     while leftover.exists():
         assert time.monotonic() < deadline, f"{leftover} is still there\n{agent.log()[-3000:]}"
@@ -287,5 +290,4 @@ def test_the_dead_host_back_up_leaves_the_evacuated_guest_alone(deployment: Qemu
     assert _ticking_on(c, victim.name, mark)
     assert not boots(c.console(victim.name)[mark:]), "the evacuated guest rebooted"
     assert (c.guest_dir(sid) / "disk.qcow2").exists()
-    assert re.search(r"\bnode2\b", agent.log()) is None or "Traceback" not in agent.log(), \
-        agent.log()[-3000:]
+    assert "Traceback" not in agent.log(), agent.log()[-3000:]
