@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from stratus.guest.builder import GuestArtifacts
+from tests.support.openstack import openstack
 from tests.vm.qemu_cloud import QemuCloud, boots, qemu_argv, qemus_under
 
 pytestmark = pytest.mark.vm
@@ -144,12 +145,20 @@ def test_rescue_boots_the_rescue_images_kernel(cloud: QemuCloud) -> None:
 def test_a_kernel_that_is_missing_or_not_active_fails_the_build_by_name(
         cloud: QemuCloud, guest_image: GuestArtifacts) -> None:
     missing = str(uuid.uuid4())
+    cloud.cli("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
+              "--file", str(guest_image.disk), "--property", f"kernel_id={missing}",
+              "no-kernel-image")
+    before = cloud.cli("server", "list", "-f", "value", "-c", "ID")
+    refused = openstack(cloud.cloud, "server", "create", "--image", "no-kernel-image",
+                        "--flavor", "m1.small", "--nic", "none", "no-kernel", check=False)
+    assert refused.returncode != 0 and f"Kernel image {missing}" in refused.stderr, refused
+    assert "could not be found" in refused.stderr
+    assert cloud.cli("server", "list", "-f", "value", "-c", "ID") == before
     kernel_file = guest_image.vmlinux or guest_image.kernel
     deactivated = cloud.cli_json("image", "create", "--disk-format", "aki", "--container-format",
                                  "aki", "--file", str(kernel_file), "deactivated-kernel")["id"]
     cloud.cli("image", "set", "--deactivate", deactivated)
-    for name, kernel, why in (("no-kernel", missing, "does not exist"),
-                              ("inactive-kernel", deactivated, "is not active")):
+    for name, kernel, why in (("inactive-kernel", deactivated, "is not active"),):
         cloud.cli("image", "create", "--disk-format", "qcow2", "--container-format", "bare",
                   "--file", str(guest_image.disk), "--property", f"kernel_id={kernel}",
                   f"{name}-image")

@@ -96,6 +96,13 @@ async def find_image(call: Call, ref: Any, flavor: Flavor | None = None) -> dict
         size = int(image.get("size") or 0)
         if flavor.root_gb and size > flavor.root_gb * 1024**3:
             raise BadRequest(f"Flavor's disk is too small for requested image {image_id}.")
+    for key, what in (("kernel_id", "Kernel"), ("ramdisk_id", "Ramdisk")):
+        # As Nova: a boot image named but absent is the caller's error (400) now; one
+        # that exists but cannot be used (deactivated) fails the build, naming it.
+        ref_id = image.get(key)
+        if ref_id and await call.deps.images.show(call.ctx.token, str(ref_id)) is None:
+            raise BadRequest(f"{what} image {ref_id} (the {key} of image {image_id}) "
+                             "could not be found.")
     return image
 
 
