@@ -7,6 +7,9 @@
   of the same image, same accel, same kernel) -> up marker;
 * snapshot (createImage -> image active) vs `qemu-img convert -O qcow2` of
   the same guest disk;
+* the same with a guest disk holding --snapshot-mib of data (default 256) beyond
+  the small test guest's 10 MiB, where streaming, not per-request overhead,
+  decides the ratio;
 * N parallel boots (default 10): one POST /servers each, all at once, until
   every guest's up marker, vs N raw QEMUs started at once; then the host
   memory of each idle guest (RSS of its QEMU process, after the marker).
@@ -16,7 +19,9 @@ Needs root and QEMU (the tests/vm requirements).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -45,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--parallel", type=int, default=10)
+    ap.add_argument("--snapshot-mib", type=int, default=256)
     args = ap.parse_args()
     cache = Path.home() / ".cache" / "stratus-test"
     art = build_guest(cache / "guest")
@@ -87,23 +93,16 @@ def main() -> None:
             gq.wait_for_marker(log, 120)
             marker.append(time.monotonic() - t0)
 
-            t0 = time.monotonic()
-            r = api.post(f"/servers/{sid}/action", json={"createImage": {"name": f"s{i}"}})
-            snap_id = r.json()["image_id"]
-            while img.get(f"/v2/images/{snap_id}").json()["status"] != "active":
-                time.sleep(0.01)
-            snap.append(time.monotonic() - t0)
-            disk = data / "instances" / sid / "disk.qcow2"
-            out = data / "convert.qcow2"
-            t0 = time.monotonic()
-            subprocess.run(["qemu-img", "convert", "-U", "-O", "qcow2", str(disk), str(out)],
-                           check=True)
-            convert.append(time.monotonic() - t0)
-            out.unlink()
+            snap_s, convert_s = _snapshot_vs_convert(api, img, data, sid, f"s{i}")
+            snap.append(snap_s)
+            convert.append(convert_s)
             api.delete(f"/servers/{sid}")
             while api.get(f"/servers/{sid}").status_code != 404:
                 time.sleep(0.05)
-        par = parallel(api, data, art, accel, image_id, args.parallel)
+        if args.snapshot_mib:
+            par.update(big_snapshot(api, img, data, art, image_id, args.snapshot_mib, args.runs))
+        if args.parallel:
+            par.update(parallel(api, data, art, accel, image_id, args.parallel))
     finally:
         c.stop()
         for pidfile in (data / "instances").glob("*/run-*/qemu.pid"):
@@ -120,6 +119,91 @@ def main() -> None:
                       "snapshot_api_s": round(m(snap), 3),
                       "qemu_img_convert_s": round(m(convert), 3),
                       "snapshot_ratio": round(m(snap) / m(convert), 2), **par}, indent=1))
+
+
+CONTRACT: list[float] = []  # hash + fsync times of each snapshot, in order
+
+
+def _snapshot_vs_convert(api: httpx.Client, img: httpx.Client, data: Path, sid: str,
+                         name: str) -> tuple[float, float]:
+    t0 = time.monotonic()
+    snap_id = api.post(f"/servers/{sid}/action", json={"createImage": {"name": name}}
+                       ).json()["image_id"]
+    while (status := img.get(f"/v2/images/{snap_id}").json()["status"]) != "active":
+        if status in ("killed", "deleted"):
+            raise SystemExit(f"snapshot {name} ended {status}")
+        time.sleep(0.01)
+    snap_s = time.monotonic() - t0
+    img.delete(f"/v2/images/{snap_id}")
+    disk, out = data / "instances" / sid / "disk.qcow2", data / "convert.qcow2"
+    t0 = time.monotonic()
+    subprocess.run(["qemu-img", "convert", "-U", "-O", "qcow2", str(disk), str(out)],
+                   check=True)
+    convert_s = time.monotonic() - t0
+    # What the image service adds by contract: the md5 `checksum` and sha512
+    # `os_hash_value` of every byte, and a file on disk before the image is active.
+    t1 = time.monotonic()
+    payload = out.read_bytes()
+    hashlib.md5(payload, usedforsecurity=False).digest()
+    hashlib.sha512(payload).digest()
+    fd = os.open(out, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+    CONTRACT.append(time.monotonic() - t1)
+    out.unlink()
+    return snap_s, convert_s
+
+
+def big_snapshot(api: httpx.Client, img: httpx.Client, data: Path, art: GuestArtifacts,
+                 guest_image_id: str, mib: int, runs: int) -> dict[str, float]:
+    """Snapshot vs qemu-img convert of a disk holding MIB of (non-zero) data: the test
+    guest's disk grown, its new tail written with a pattern the guest never reads."""
+    big = data / "big.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(art.disk), str(big)], check=True)
+    virtual = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(big)],
+                                        check=True, capture_output=True).stdout)["virtual-size"]
+    subprocess.run(["qemu-img", "resize", str(big), f"+{mib}M"], check=True,
+                   capture_output=True)
+    subprocess.run(["qemu-io", "-c", f"write -P 0x5a {virtual} {mib}M", str(big)], check=True,
+                   capture_output=True)
+    props = img.get(f"/v2/images/{guest_image_id}").json()
+    boot = {k: props[k] for k in ("kernel_id", "ramdisk_id", "os_command_line") if k in props}
+    image = img.post("/v2/images", json={"name": "bench-big", "disk_format": "qcow2",
+                                         "container_format": "bare", **boot}).json()
+    with big.open("rb") as f:
+        img.put(f"/v2/images/{image['id']}/file", content=f,
+                headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+    big.unlink()
+    snaps, converts = [], []
+    flavor = next(f["id"] for f in api.get("/flavors/detail").json()["flavors"]
+                  if f["disk"] * 1024 >= virtual // 2**20 + mib and f["ram"] >= 128)
+    try:
+        for i in range(runs):
+            sid = api.post("/servers", json={"server": {
+                "name": f"big{i}", "imageRef": image["id"], "flavorRef": flavor,
+                "networks": "none"}}).json()["server"]["id"]
+            while (s := api.get(f"/servers/{sid}").json()["server"])["status"] != "ACTIVE":
+                if s["status"] == "ERROR":
+                    raise SystemExit(f"big guest failed: {s.get('fault')}")
+                time.sleep(0.05)
+            log = next((data / "instances" / sid).glob("run-*/serial.log"))
+            gq.wait_for_marker(log, 120)
+            snap_s, convert_s = _snapshot_vs_convert(api, img, data, sid, f"bigsnap{i}")
+            snaps.append(snap_s)
+            converts.append(convert_s)
+            api.delete(f"/servers/{sid}")
+            while api.get(f"/servers/{sid}").status_code != 404:
+                time.sleep(0.05)
+    finally:
+        img.delete(f"/v2/images/{image['id']}")
+    m = statistics.median
+    contract = m(CONTRACT[-runs:])
+    return {f"snapshot_{mib}mib_api_s": round(m(snaps), 3),
+            f"qemu_img_convert_{mib}mib_s": round(m(converts), 3),
+            f"snapshot_{mib}mib_ratio": round(m(snaps) / m(converts), 2),
+            f"md5_sha512_fsync_{mib}mib_s": round(contract, 3),
+            f"snapshot_{mib}mib_ratio_vs_convert_plus_hash_fsync": round(
+                m(snaps) / (m(converts) + contract), 2)}
 
 
 def parallel(api: httpx.Client, data: Path, art: GuestArtifacts, accel: str, image_id: str,
