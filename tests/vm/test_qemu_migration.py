@@ -82,11 +82,13 @@ def _kept_running(c: QemuCloud, before: tuple[int, int], *, moved: bool) -> None
     tick, mark = before
     deadline = time.monotonic() + 60
     while True:
-        out = c.console(VM)[0 if moved else mark:]
+        whole = c.console(VM)
+        out = whole[0 if moved else mark:]
         seen = ticks(out)
         if seen and seen[-1] > tick + 1:
             break
-        assert time.monotonic() < deadline, f"the guest stopped ticking:\n{out[-800:]}"
+        assert time.monotonic() < deadline, \
+            f"the guest stopped ticking ({len(whole)} chars, {mark} before):\n{whole[-800:]}"
         time.sleep(0.5)
     assert "boot=" not in out and "stratus-guest up" not in out, "the guest rebooted"
     assert tick - 2 < seen[0] <= seen[-1], "the tick counter started again"

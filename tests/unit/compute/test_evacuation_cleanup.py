@@ -46,3 +46,21 @@ async def test_restart_destroys_evacuated_guests_and_completes_their_migrations(
         assert await _status(cloud, returned) == "completed"
         await host.recover()  # safe to run twice
         assert back in cloud.driver().guests
+
+
+async def test_restart_during_an_evacuation_leaves_the_evacuee_to_it(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        uuid = (await cloud.create(c, name="evacuee"))["id"]
+        host = next(iter(cloud.hosts.values()))
+        async with cloud.runtime.db.session() as session:
+            inst = await session.scalar(select(Instance).where(Instance.uuid == uuid))
+            assert inst is not None
+            session.add(Migration(instance_uuid=uuid, project_id=inst.project_id,
+                                  user_id=inst.user_id, migration_type="evacuation",
+                                  status="accepted", source_compute=host.host))
+            inst.task_state = "rebuild_spawning"
+
+        await host.recover()
+        s = (await c.get(f"/servers/{uuid}")).json()["server"]
+        assert s["OS-EXT-STS:task_state"] == "rebuild_spawning", "recovery took it back"
+        assert "fault" not in s

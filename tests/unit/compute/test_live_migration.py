@@ -131,3 +131,31 @@ async def test_abort_and_force_complete_follow_novas_rules(two_hosts: Cloud) -> 
         assert gone.status_code == 404 and "itemNotFound" in gone.json()
         r = await c.post(f"{base}/action", json={"force_complete": None})
         assert r.status_code == 409 and "conflictingRequest" in r.json()
+
+
+async def test_abort_before_it_runs_needs_2_65_and_cancels_it(two_hosts: Cloud) -> None:
+    cloud = two_hosts
+    async with cloud.client("admin-p1") as c:
+        s = await cloud.create(c)
+        source = s["OS-EXT-SRV-ATTR:host"]
+        dest = next(h for h in cloud.hosts if h != source)
+        cloud.driver(dest).latency["prepare_incoming"] = 1.0
+        resp = await cloud.action(c, s["id"], "os-migrateLive",
+                                  {"host": None, "block_migration": "auto"})
+        assert resp.status_code == 202, resp.text
+        deadline = time.monotonic() + 5
+        while True:
+            found = (await c.get(f"/servers/{s['id']}/migrations")).json()["migrations"]
+            if found and found[0]["status"] == "preparing":
+                break
+            assert time.monotonic() < deadline, found
+            await asyncio.sleep(0.02)
+        url = f"/servers/{s['id']}/migrations/{found[0]['id']}"
+        r = await c.delete(url, headers={"OpenStack-API-Version": "compute 2.64"})
+        assert r.status_code == 400 and "preparing" in r.json()["badRequest"]["message"]
+        r = await c.delete(url, headers={"OpenStack-API-Version": "compute 2.65"})
+        assert r.status_code == 202, r.text
+        done = await cloud.wait(c, s["id"], "ACTIVE")
+        assert done["OS-EXT-SRV-ATTR:host"] == source
+        migs = (await c.get(f"/os-migrations?instance_uuid={s['id']}")).json()["migrations"]
+        assert migs[0]["status"] == "cancelled"

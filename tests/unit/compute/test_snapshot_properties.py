@@ -10,13 +10,21 @@ service computes.
 
 from __future__ import annotations
 
-from tests.unit.compute.conftest import Cloud
+import pytest
 
 from stratus.compute.images import inherited_properties
+from tests.unit.compute.conftest import Cloud
 
 KERNEL, RAMDISK = "0b4fbd5e-7b63-4a8a-9d3c-2f0b1c5c9a11", "6d1a9a4e-2b1e-4a43-8f7e-58b9f8a0d0c2"
 BOOTS_DIRECTLY = {"kernel_id": KERNEL, "ramdisk_id": RAMDISK,
                   "os_command_line": "console=ttyS0 quiet"}
+
+
+@pytest.fixture(autouse=True)
+def kernel_and_ramdisk(cloud: Cloud) -> None:
+    """The images BOOTS_DIRECTLY names: the API refuses a boot image naming absent ones."""
+    cloud.images.add(id=KERNEL, name="kernel", disk_format="aki", container_format="aki")
+    cloud.images.add(id=RAMDISK, name="ramdisk", disk_format="ari", container_format="ari")
 
 
 def image(**extra: object) -> dict[str, object]:

@@ -121,12 +121,13 @@ class ComputeHost:
         return changed
 
     async def recover(self) -> None:
-        # First what was evacuated while we were away: never start or adopt those.
-        await recovery.finish_evacuations(self.db, self.driver, self.host)
+        # First what was evacuated while we were away: never start, adopt or roll back
+        # those (one still being rebuilt elsewhere names this host until it is done).
+        evacuated = await recovery.finish_evacuations(self.db, self.driver, self.host)
         guests = {g.uuid for g in await self.driver.list_guests()}
         mine = await self._instances()
         for inst in mine:
-            if inst.task_state is None:
+            if inst.task_state is None or inst.uuid in evacuated:
                 continue
             try:
                 await self._recover_one(inst)

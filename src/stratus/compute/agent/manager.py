@@ -26,7 +26,14 @@ from stratus.compute.instances import InstanceStore, migration_record, notificat
 from stratus.compute.lifecycle import Action, Transition, transition
 from stratus.compute.models import Instance
 from stratus.compute.states import PowerState, TaskState, VmState
-from stratus.compute.virt.driver import Driver, GuestSpec, ImageSource, MigrationTarget
+from stratus.compute.virt.driver import (
+    Driver,
+    DriverError,
+    GuestSpec,
+    ImageSource,
+    MigrationAborted,
+    MigrationTarget,
+)
 from stratus.db import Database
 from stratus.db.base import utcnow
 from stratus.settings import ComputeSettings
@@ -81,6 +88,8 @@ class AgentManager:
         # A build and a delete of one instance never overlap here (Nova's per-instance
         # lock): a delete during a build waits for it, then removes what it made.
         self._building: dict[str, asyncio.Lock] = {}
+        # Live migrations (by migration uuid) aborted before they started sending here.
+        self._aborted_early: set[str] = set()
 
     def _instance_lock(self, uuid: str) -> asyncio.Lock:
         return self._building.setdefault(uuid, asyncio.Lock())
@@ -443,6 +452,10 @@ class AgentManager:
         """Send the guest; while a live migration runs, its progress is copied into
         the migration record (what os-migrations shows). Returns the final stats."""
         target = MigrationTarget(**dest)
+        if live and migration_uuid in self._aborted_early:
+            self._aborted_early.discard(migration_uuid)
+            raise MigrationAborted(f"live migration {migration_uuid} was aborted before it "
+                                   "started")
         if not (live and migration_uuid):
             stats = await self.driver.migrate_out(uuid, target, live=live)
             return stats.as_record() if stats else {}
@@ -465,8 +478,15 @@ class AgentManager:
             except Exception:
                 log.debug("progress of the migration of %s unavailable", uuid, exc_info=True)
 
-    async def live_migration_abort(self, uuid: str) -> None:
-        await self.driver.live_migration_abort(uuid)
+    async def live_migration_abort(self, uuid: str, migration_uuid: str | None = None) -> None:
+        """Cancel the guest's live migration; one not sending yet (queued or preparing,
+        API 2.65+) is remembered and ends, cancelled, when it would start."""
+        try:
+            await self.driver.live_migration_abort(uuid)
+        except DriverError:
+            if migration_uuid is None:
+                raise
+            self._aborted_early.add(migration_uuid)
 
     async def live_migration_force_complete(self, uuid: str) -> None:
         await self.driver.live_migration_force_complete(uuid)

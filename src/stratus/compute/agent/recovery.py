@@ -112,28 +112,37 @@ async def abandon_snapshot_images(images: ImageAPI, uuid: str) -> list[str]:
     return left
 
 
-async def finish_evacuations(db: Database, driver: Driver, host: str) -> list[str]:
+async def finish_evacuations(db: Database, driver: Driver, host: str) -> set[str]:
     """Clean up after the evacuations that moved guests off ``host`` while it was down
-    (Nova's ``_destroy_evacuated_instances``); returns the uuids cleaned up.
+    (Nova's ``_destroy_evacuated_instances``); returns the uuids of instances
+    evacuated from here, which the rest of recovery must leave alone.
 
     The guest now runs elsewhere, so this host must neither start nor adopt it:
     whatever this host still holds of it (a QEMU, its run directory, and, without
-    shared storage, its files) is destroyed, and the migration goes from ``done``
-    to ``completed``. A guest that has come back here since, or is in the middle
-    of another move, is left alone (that migration is completed, or kept for the
-    next restart, respectively).
+    shared storage, its files) is destroyed, and the ``done`` evacuation becomes
+    ``completed``. A guest that has come back here since is left alone; one in the
+    middle of another move keeps its migration ``done`` for the next restart; one
+    still being evacuated (``accepted``, ``pre-migrating``) is not touched at all.
     """
     async with db.session() as session:
         rows = (await session.execute(
-            select(Migration.uuid, Migration.instance_uuid, Instance).join(
+            select(Migration.uuid, Migration.instance_uuid, Migration.status, Instance).join(
                 Instance, Instance.uuid == Migration.instance_uuid, isouter=True).where(
                 Migration.source_compute == host, Migration.migration_type == "evacuation",
-                Migration.status == "done"))).all()
-    cleaned = []
-    for migration_uuid, uuid, inst in rows:
-        if inst is not None and not inst.deleted and inst.task_state is not None:
+                Migration.status.in_(("accepted", "pre-migrating", "done"))))).all()
+    evacuated = set()
+    for migration_uuid, uuid, status, inst in rows:
+        live = inst is not None and not inst.deleted
+        if status != "done":
+            # Still being rebuilt elsewhere (the instance names this host until then):
+            # hands off. On shared storage its files are the destination's to adopt.
+            log.info("instance %s is being evacuated from %s: left alone", uuid, host)
+            evacuated.add(uuid)
             continue
-        if inst is None or inst.deleted or inst.host != host:
+        if live and inst.host != host and inst.task_state is not None:
+            continue  # moving again: its files may be between owners; next restart
+        if not live or inst.host != host:  # else it moved back here: ours again
+            evacuated.add(uuid)
             log.info("destroying what is left on %s of instance %s: it was evacuated to %s",
                      host, uuid, inst.host if inst else "another host")
             try:
@@ -141,9 +150,8 @@ async def finish_evacuations(db: Database, driver: Driver, host: str) -> list[st
             except Exception:  # the next restart tries again
                 log.exception("could not destroy what is left of evacuated instance %s", uuid)
                 continue
-            cleaned.append(uuid)
         async with db.session() as session:
             await session.execute(update(Migration).where(
                 Migration.uuid == migration_uuid, Migration.status == "done").values(
                 status="completed", updated_at=utcnow()))
-    return cleaned
+    return evacuated

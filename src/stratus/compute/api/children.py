@@ -246,7 +246,7 @@ async def server_migrations(deps: Deps, request: Request) -> Response:
                              f"{mig.status}. Cannot abort live migration while the "
                              "migration is in this state.")
         await deps.agents.cast(mig.source_compute or "", "live_migration_abort",
-                               uuid=inst.uuid)
+                               uuid=inst.uuid, migration_uuid=mig.uuid)
         return Response(status_code=202)
     async with deps.db.session() as session:
         stmt = select(Migration).where(Migration.instance_uuid == inst.uuid,
