@@ -262,3 +262,42 @@ async def test_show_and_list_match_tempest_schemas(cloud: Cloud, version: str) -
             check("servers.list_servers", version, resp.status_code, resp.json())
         resp = await c.put(f"/servers/{s['id']}", json={"server": {"name": "renamed"}})
         check("servers.update_server", version, resp.status_code, resp.json())
+
+
+async def test_progress_shows_only_while_a_server_moves(cloud: Cloud) -> None:
+    async with cloud.client() as c:
+        s = await cloud.create(c)
+        assert "progress" in s  # ACTIVE
+        await cloud.action(c, s["id"], "os-stop")
+        stopped = await cloud.wait(c, s["id"], "SHUTOFF")
+        assert "progress" not in stopped
+        updated = (await c.put(f"/servers/{s['id']}", json={"server": {"name": "x"}})).json()
+        assert "progress" not in updated["server"]
+
+
+async def test_deleting_a_server_being_deleted_is_accepted(cloud: Cloud) -> None:
+    cloud.driver().latency["destroy"] = 0.5  # the first delete is still running
+    async with cloud.client() as c:
+        s = await cloud.create(c)
+        assert (await c.delete(f"/servers/{s['id']}")).status_code == 204
+        again = await c.get(f"/servers/{s['id']}")
+        assert again.json()["server"]["OS-EXT-STS:task_state"] == "deleting"
+        assert (await c.delete(f"/servers/{s['id']}")).status_code == 204
+        await cloud.wait(c, s["id"], "DELETED")
+        assert (await c.delete(f"/servers/{s['id']}")).status_code == 404
+
+
+async def test_tenant_id_without_all_tenants_lists_only_the_callers_servers(
+        cloud: Cloud) -> None:
+    async with cloud.client("member-p2") as other, cloud.client("admin-p1") as admin:
+        theirs = await cloud.create(other, name="theirs")
+        mine = await cloud.create(admin, name="mine")
+        p2 = "project-2"
+        names = [s["name"] for s in (await admin.get(
+            "/servers", params={"tenant_id": p2})).json()["servers"]]
+        assert names == ["mine"]  # as Nova (lp#1185290): tenant_id needs all_tenants
+        names = [s["name"] for s in (await admin.get(
+            "/servers", params={"tenant_id": p2, "all_tenants": "1"})).json()["servers"]]
+        assert names == ["theirs"]
+        for c, s in ((other, theirs), (admin, mine)):
+            await c.delete(f"/servers/{s['id']}")

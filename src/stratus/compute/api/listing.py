@@ -56,9 +56,10 @@ def _filters(call: Call, stmt: Select[Any]) -> Select[Any]:
     if all_tenants:
         call.enforce("os_compute_api:servers:index:get_all_tenants")
     project = q.get("project_id") or q.get("tenant_id")
-    if not all_tenants or (project and admin):
-        stmt = stmt.where(Instance.project_id == (project if admin and project
-                                                  else call.project_id))
+    if not all_tenants:  # as Nova (lp#1185290): tenant_id means nothing without all_tenants
+        stmt = stmt.where(Instance.project_id == call.project_id)
+    elif project and admin:
+        stmt = stmt.where(Instance.project_id == project)
     deleted = q.get("deleted")
     if deleted is not None and admin and require_bool(deleted, "deleted"):
         stmt = stmt.where(Instance.deleted.is_(True))

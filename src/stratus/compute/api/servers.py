@@ -42,7 +42,7 @@ from stratus.compute.models import (
 )
 from stratus.compute.servicegroup import compute_service, is_up
 from stratus.compute.states import TaskState, VmState
-from stratus.errors import BadRequest, Forbidden, NotFound, OverQuota
+from stratus.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota
 
 CREATE_KEYS = {
     "name", "imageRef", "flavorRef", "networks", "key_name", "user_data", "metadata",
@@ -454,7 +454,14 @@ async def delete_instance(call: Call, inst: Instance) -> None:
     deps = call.deps
     await deps.store.record_action(inst.uuid, "delete", call.request_id, call.project_id,
                                    call.ctx.user_id)
-    inst = await deps.store.begin(inst.uuid, Action.DELETE, allow_task=True)
+    # Deleting a server that is being deleted is accepted, as in Nova (clients retry,
+    # Tempest cleans up twice): the delete is sent again, in case its host missed it.
+    if inst.task_state != TaskState.DELETING.value:
+        try:
+            await deps.store.begin(inst.uuid, Action.DELETE, allow_task=True)
+        except Conflict:
+            if (await deps.store.get(inst.uuid)).task_state != TaskState.DELETING.value:
+                raise
     # The host as of the claim: a build that got its host first is deleted by that
     # host (after its build ends); one that did not yet can no longer get one.
     inst = await deps.store.get(inst.uuid)

@@ -139,6 +139,8 @@ SERVER_FIELDS: tuple[Field, ...] = (
     Field("locked_reason", lambda i, c: i.locked_reason, "2.73"),
     Field("pinned_availability_zone", lambda i, c: i.pinned_availability_zone, "2.96"),
 )
+# The statuses whose bodies carry "progress" (Nova's view).
+PROGRESS_STATUSES = ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING")
 # Fields only in show/update/rebuild bodies, never in lists.
 SHOW_ONLY = {"server_groups"}
 
@@ -166,6 +168,8 @@ def server(inst: Instance, c: ServerContext, *, in_list: bool = False,
         if in_list and f.name in SHOW_ONLY:
             continue
         out[f.name] = f.get(inst, c)
+    if out.get("status") not in PROGRESS_STATUSES:  # Nova shows progress only while it moves
+        out.pop("progress", None)
     if basic and "addresses" in out:  # as Nova's basic view: addresses without OS-EXT-IPS*
         out["addresses"] = {net: [{"version": a["version"], "addr": a["addr"]} for a in ips]
                             for net, ips in out["addresses"].items()}
