@@ -19,6 +19,7 @@ import pytest
 
 from stratus.guest.builder import GuestArtifacts, build_guest
 from stratus.guest.qemu import Guest, GuestSpec, probe_accel, start
+from tests.vm.qemu_cloud import QemuCloud
 
 BUILD_TOOLS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
                "mkfs.vfat": "dosfstools", "mcopy": "mtools", "syslinux": "syslinux",
@@ -77,3 +78,10 @@ def launch(tmp_path: Path, guest_image: GuestArtifacts, accel: str) -> Iterator[
     yield _launch
     for guest in started:
         guest.kill()
+
+
+@pytest.fixture(scope="module")
+def cloud(vm_data_dir: Path, guest_image: GuestArtifacts) -> Iterator[QemuCloud]:
+    """`stratus up` on the QEMU driver, one host; modules that need more override it."""
+    with QemuCloud(guest_image, vm_data_dir) as c:
+        yield c

@@ -51,6 +51,13 @@ class QemuCloud:
             assert time.monotonic() < deadline, self.cloud.log()[-3000:]
             time.sleep(0.3)
 
+    def __enter__(self) -> QemuCloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self._api is not None:
             self._api.close()

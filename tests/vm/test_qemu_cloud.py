@@ -5,28 +5,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from stratus.guest import qemu as gq
-from stratus.guest.builder import GuestArtifacts
 from tests.support.openstack import openstack
 from tests.vm.qemu_cloud import QemuCloud, qemus_under, ticks
 
 pytestmark = pytest.mark.vm
 FLAVOR = "m1.small"  # 128 MiB: the guest's kernel does not boot in m1.tiny's 64
-
-
-@pytest.fixture(scope="module")
-def cloud(vm_data_dir: Path, guest_image: GuestArtifacts) -> Iterator[QemuCloud]:
-    c = QemuCloud(guest_image, vm_data_dir)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 # Actions go through the CLI; waiting polls the API (a CLI start costs ~1 s).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,23 +14,12 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 
-from stratus.guest.builder import GuestArtifacts
 from tests.support.openstack import openstack
 from tests.vm.qemu_cloud import QemuCloud, qemu_argv, qemus_under
 
 pytestmark = pytest.mark.vm
 FLAVOR = "m1.small"
 BINARY = Subprotocol("binary")
-
-
-@pytest.fixture(scope="module")
-def cloud(vm_data_dir: Path, guest_image: GuestArtifacts) -> Iterator[QemuCloud]:
-    c = QemuCloud(guest_image, vm_data_dir)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,16 +25,6 @@ from tests.vm.qemu_cloud import QemuCloud, boots, qemu_argv, qemus_under
 pytestmark = pytest.mark.vm
 FLAVOR = "m1.small"  # 128 MiB
 UP = r"stratus-guest up ip="
-
-
-@pytest.fixture(scope="module")
-def cloud(vm_data_dir: Path, guest_image: GuestArtifacts) -> Iterator[QemuCloud]:
-    c = QemuCloud(guest_image, vm_data_dir)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def create(c: QemuCloud, name: str, image: str, *, wait: bool = True) -> dict[str, Any]:
