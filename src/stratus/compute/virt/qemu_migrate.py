@@ -14,7 +14,11 @@ True/False that the storage contradicts fail before anything starts):
   (an overlay on its cached base image, else a flat qcow2), exports it with
   QEMU's NBD server; the source `drive-mirror`s into it (``sync=top`` when the
   base is there, ``full`` otherwise), waits for the job to be ready, migrates
-  memory, then cancels the job (the destination keeps the mirrored disk). The
+  memory, then cancels the job, letting it write the last dirty blocks (the
+  destination keeps the mirrored disk). The destination QEMU waits with -S and
+  runs the guest only then, in ``finish_incoming`` (libvirt's order: it must
+  not run on a disk still being written), so the guest's real pause is longer
+  than QEMU's ``downtime`` figure by that flush and one round trip. The
   destination fetches the guest's image into its own base cache first (through
   the agent's image source), so the disk it keeps is an overlay on it.
 * ``copy`` (cold, storage not shared): the source copies the stopped guest's
@@ -223,7 +227,7 @@ async def _prepare(drv: QemuDriver, spec: GuestSpec, *, live: bool, shared: bool
             extra["sync"] = "full"
     port = gq.free_port()
     guest = await drv._start(uuid, rec | {"vcpus": spec.vcpus, "memory_mb": spec.memory_mb},
-                             incoming=f"tcp:127.0.0.1:{port}", autostart=True)
+                             incoming=f"tcp:127.0.0.1:{port}", autostart=shared)
     # QMP answers once QEMU's main loop runs, i.e. after it listens for the migration.
     await drv._status(guest)
     if not shared:
@@ -248,7 +252,11 @@ async def finish_incoming(drv: QemuDriver, spec: GuestSpec, target: MigrationTar
             raise DriverError(f"the incoming QEMU of {uuid} on {drv.host} is gone")
         await wait_incoming(drv, guest)
         if target.extra.get("mode") == "block":
+            # Started with -S: the source's mirror has flushed its last writes into
+            # our disk by now (migrate_out returned); only then may the guest run.
             await drv.qmp(guest, "nbd-server-stop")
+            if power_on:
+                await drv.qmp(guest, "cont")
     rec.update(host=drv.host, incoming=False, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
                root_gb=spec.root_gb)
     rec.pop("incoming", None)
@@ -399,8 +407,8 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
                 if mode == "block":
                     await _cancel(drv, guest, MIRROR_JOB)
                 raise
-            if mode == "block":
-                await _cancel(drv, guest, MIRROR_JOB)
+            if mode == "block":  # the guest is stopped: let the mirror write what is left
+                await _cancel(drv, guest, MIRROR_JOB, flush=True)
             ram = info.get("ram", {})
             drv.last_migration[uuid] = {
                 "mode": mode, "total_ms": info.get("total-time"),
@@ -466,12 +474,15 @@ async def abort(drv: QemuDriver, uuid: str) -> None:
     await drv.qmp(run.guest, "migrate_cancel")
 
 
-async def _cancel(drv: QemuDriver, guest: gq.Guest, job: str) -> None:
+async def _cancel(drv: QemuDriver, guest: gq.Guest, job: str, *, flush: bool = False) -> None:
+    """End JOB. FLUSH (a ready mirror, after a migration): write the remaining dirty
+    blocks to the target first, which a forced cancel would drop."""
     try:
-        await drv.qmp(guest, "block-job-cancel", device=job, force=True)
-        await _wait_job(drv, guest, job, ready=False, timeout=30)
+        await drv.qmp(guest, "block-job-cancel", device=job, force=not flush)
+        await _wait_job(drv, guest, job, ready=False, timeout=120 if flush else 30)
     except DriverError:
-        pass
+        if flush:
+            raise
 
 
 def _copy_disks(source: Path, dest: Path, dest_base: str | None) -> None:
