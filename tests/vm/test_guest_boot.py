@@ -179,3 +179,47 @@ def test_direct_kernel_boot_reads_the_metadata_service(launch: Launch, tmp_path:
     assert (up.ip, up.hostname) == ("10.0.2.15", "vm-md")
     assert "uuid=0f0e0d0c-aaaa-4bbb-8ccc-123456789abc" in _ask(port)
     _wait_console(guest, "stratus-guest user-data rc=3")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace of our own with a bridge at 10.99.0.1/24; removed after."""
+    name = f"stx-ping-{free_port()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for cmd in (["ip", "link", "add", "br0", "type", "bridge"],
+                    ["ip", "addr", "add", "10.99.0.1/24", "dev", "br0"],
+                    ["ip", "link", "set", "br0", "up"],
+                    ["ip", "link", "set", "lo", "up"],
+                    ["ip", "tuntap", "add", "tap0", "mode", "tap"],
+                    ["ip", "link", "set", "tap0", "master", "br0"],
+                    ["ip", "link", "set", "tap0", "up"]):
+            subprocess.run(["ip", "netns", "exec", name, *cmd], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_guest_on_a_tap_gets_its_lease_from_dnsmasq_and_answers_ping(
+        launch: Launch, netns: str, tmp_path: Path) -> None:
+    mac, ip = "fa:16:3e:00:99:10", "10.99.0.10"
+    dnsmasq = subprocess.Popen(
+        ["ip", "netns", "exec", netns, "dnsmasq", "--keep-in-foreground", "--no-resolv",
+         "--no-hosts", "--port=0", "--bind-interfaces", "--interface=br0",
+         "--except-interface=lo", "--dhcp-range=10.99.0.2,10.99.0.200,255.255.255.0,1h",
+         f"--dhcp-host={mac},{ip}", f"--dhcp-leasefile={tmp_path / 'leases'}",
+         f"--pid-file={tmp_path / 'dnsmasq.pid'}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        guest = launch("tapped", network=False, netns=netns, extra_args=(
+            "-netdev", "tap,id=net0,ifname=tap0,script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=net0,mac={mac},romfile="))
+        marker = guest.wait_for_marker(BOOT_TIMEOUT)
+        assert marker.ip == ip, guest.console()[-500:]
+        ping = subprocess.run(["ip", "netns", "exec", netns, "busybox", "ping", "-c", "3",
+                               "-W", "5", ip], capture_output=True, text=True)
+        assert ping.returncode == 0, ping.stdout + ping.stderr
+        assert " 0% packet loss" in ping.stdout
+    finally:
+        dnsmasq.terminate()
+        dnsmasq.wait(10)

@@ -79,6 +79,7 @@ class GuestSpec:
     vnc: bool = True
     fresh_overlay: bool = True  # False: keep an overlay left by a previous run (reboot)
     extra_args: tuple[str, ...] = ()
+    netns: str | None = None  # run QEMU inside this network namespace (its taps live there)
 
 
 @dataclass
@@ -250,7 +251,10 @@ def start(spec: GuestSpec) -> Guest:
         (spec.workdir / stale).unlink(missing_ok=True)
     log_start = _size(spec.workdir / "serial.log")
     with (spec.workdir / "qemu.log").open("ab") as err:
-        proc = subprocess.Popen(qemu_command(spec), stdin=subprocess.DEVNULL, stdout=err,
+        argv = qemu_command(spec)
+        if spec.netns:  # `ip netns exec` execs QEMU: the pid stays the same
+            argv = ["ip", "netns", "exec", spec.netns, *argv]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err,
                                 stderr=err, start_new_session=True)
     guest = Guest(spec=spec, pid=proc.pid, proc=proc, log_start=log_start)
     deadline = time.monotonic() + 10
