@@ -226,6 +226,11 @@ class NetworkSettings(_Section):
     host: str = ""  # agent host name; defaults to the machine's hostname
     # Send os-server-external-events (vif plugged, network changed) to compute.
     notify_compute: bool = True
+    # Seconds between an agent's state reports (Neutron's [agent] report_interval), and
+    # how old its last report may be before the API shows it dead (Neutron's
+    # agent_down_time; keep it at least twice report_interval).
+    report_interval: float = Field(30.0, gt=0)
+    agent_down_time: float = Field(75.0, gt=0)
     # Default quotas (-1 unlimited); per-project values live in the database.
     quota_network: int = Field(100, ge=-1)
     quota_subnet: int = Field(100, ge=-1)

@@ -10,18 +10,25 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, String, Table, inspect, insert, select
+from sqlalchemy import Column, String, Table, insert, inspect, select
 
 from stratus.db import Database, compare_and_swap, migrate, normalize_url
 from stratus.db.base import UTCDateTime, new_metadata
 from stratus.db.cas import claim
 from stratus.errors import Conflict
+from stratus.network import agents
+from stratus.network import messages as msg
+from stratus.network.models import agents as agents_table
+from stratus.network.store import Store
+from stratus.settings import NetworkSettings
 from tests.support.databases import mariadb_database, postgres_database
+
 
 @pytest.fixture(scope="session")
 def mariadb_url() -> Iterator[str]:
@@ -259,3 +266,28 @@ async def test_sqlite_writers_queue_in_process_and_server_databases_do_not(db: D
 
     await asyncio.gather(*(writer() for _ in range(5)))
     assert most == (1 if db.dialect == "sqlite" else 5)
+
+
+async def test_concurrent_first_reports_of_a_network_agent_make_one_row(db: Database) -> None:
+    await migrate.upgrade(db, ["network"])
+    async with db.engine.connect() as conn:
+        uniques = await conn.run_sync(
+            lambda c: inspect(c).get_unique_constraints("network_agents"))
+    assert [sorted(u["column_names"]) for u in uniques] == [["agent_type", "host"]]
+
+    store = Store(db, NetworkSettings())
+    host = f"host-{uuid.uuid4().hex[:8]}"
+    state = msg.AgentState(agent_type="Stratus no-op agent", binary="stratus-network-agent",
+                           host=host, topic="network-agent",
+                           configurations={"dataplane": "noop", "ports": 3}, start_flag=True)
+    statuses = await asyncio.gather(*(store.write(lambda tx: agents.report(tx, state))
+                                      for _ in range(12)))
+    assert Counter(statuses) == {msg.AGENT_NEW: 1, msg.AGENT_ALIVE: 11}
+    async with db.session() as session:
+        rows = (await session.execute(select(agents_table).where(agents_table.c.host == host))).all()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.configurations == {"dataplane": "noop", "ports": 3}
+    assert row.admin_state_up is True and row.description is None
+    assert row.heartbeat_timestamp.tzinfo is not None
+    assert row.created_at <= row.started_at <= row.heartbeat_timestamp

@@ -57,6 +57,9 @@ DEFAULTS: dict[str, str] = {
     "update_quota": "rule:admin_required",
     "delete_quota": "rule:admin_required",
     "list_quotas": "rule:admin_required",
+    "get_agent": "rule:admin_required",
+    "update_agent": "rule:admin_required",
+    "delete_agent": "rule:admin_required",
 }
 
 LABELS = {
@@ -68,6 +71,7 @@ LABELS = {
     "floatingip": ("Floating IP", "FloatingIPNotFound"),
     "security_group": ("Security group", "SecurityGroupNotFound"),
     "security_group_rule": ("Security group rule", "SecurityGroupRuleNotFound"),
+    "agent": ("Agent", "AgentNotFound"),
 }
 
 

@@ -19,8 +19,8 @@ from stratus.api.app import json_body, json_object
 from stratus.api.auth import context_of
 from stratus.api.policy import Policy
 from stratus.errors import BadRequest, NotFound
-from stratus.network import attributes as attrs
 from stratus.network import (
+    agents,
     autoallocate,
     floatingips,
     networks,
@@ -32,6 +32,7 @@ from stratus.network import (
     subnetpools,
     subnets,
 )
+from stratus.network import attributes as attrs
 from stratus.network.access import Caller
 from stratus.network.extensions import ALIASES, extension
 from stratus.network.store import Store, Tx, set_tags
@@ -100,6 +101,8 @@ class NetworkAPI:
             Route("/v2.0/quotas/{project_id}/details", self.quota_details, methods=["GET"]),
             Route("/v2.0/auto-allocated-topology/{project_id}", self.auto_topology,
                   methods=["GET", "DELETE"]),
+            Route("/v2.0/agents", self.agent_list, methods=["GET"]),
+            Route("/v2.0/agents/{id}", self.agent, methods=["GET", "PUT", "DELETE"]),
         ]
         for action in ("add_router_interface", "remove_router_interface", "add_extraroutes",
                        "remove_extraroutes"):
@@ -321,6 +324,35 @@ class NetworkAPI:
             lambda tx: autoallocate.get(tx, caller, project, dry_run=dry_run))
         return json({"auto_allocated_topology": item})
 
+    # --- agents ----------------------------------------------------------------
+
+    async def agent_list(self, request: Request) -> Response:
+        caller = self.caller(request)
+        q = query.parse(list(request.query_params.multi_items()), max_limit=self.max_limit)
+        items = await self.store.read(lambda tx: agents.listing(tx, caller))
+        page, more, prev = query.apply(items, q)
+        body: dict[str, Any] = {"agents": [query.select_fields(i, q.fields) for i in page]}
+        links = query.links("agents", f"{self.base_url}/v2.0", q, page, more, prev)
+        if links:
+            body["agents_links"] = links
+        return json(body)
+
+    async def agent(self, request: Request) -> Response:
+        caller = self.caller(request)
+        id_ = request.path_params["id"]
+        if request.method == "GET":
+            fields = [f for v in request.query_params.getlist("fields")
+                      for f in v.split(",") if f]
+            item = await self.store.read(lambda tx: agents.show(tx, caller, id_))
+            return json({"agent": query.select_fields(item, fields)})
+        if request.method == "DELETE":
+            await self.store.write(lambda tx: agents.delete_(tx, caller, id_))
+            return Response(status_code=204)
+        body = attrs.check_body(attrs.AGENT, json_object(await json_body(request), "agent"),
+                                caller.ctx, create=False, resource="agent")
+        item = await self.store.write(lambda tx: agents.update(tx, caller, id_, body))
+        return json({"agent": item})
+
     # --- discovery -------------------------------------------------------------
 
     async def versions(self, request: Request) -> Response:
@@ -329,7 +361,8 @@ class NetworkAPI:
             "links": [{"rel": "self", "href": f"{self.base_url}/v2.0/"}]}]})
 
     async def resources(self, request: Request) -> Response:
-        names = [(r.singular, r.path) for r in RESOURCES] + [("quota", "quotas")]
+        names = [(r.singular, r.path) for r in RESOURCES] + [("quota", "quotas"),
+                                                              ("agent", "agents")]
         return json({"resources": [
             {"name": singular, "collection": path.replace("-", "_"),
              "links": [{"rel": "self", "href": f"{self.base_url}/v2.0/{path}"}]}

@@ -214,6 +214,16 @@ SECURITY_GROUP_RULE = {
     "remote_address_group_id": Attr(string_or_none(36), put=False),
 }
 
+# Agents are created by their own reports; the API may only change these two.
+AGENT = {
+    "admin_state_up": Attr(to_bool, post=False),
+    "description": Attr(string_or_none(255), post=False),
+    **{name: Attr(post=False, put=False) for name in (
+        "id", "agent_type", "binary", "topic", "host", "availability_zone", "alive",
+        "configurations", "created_at", "started_at", "heartbeat_timestamp",
+        "resources_synced")},
+}
+
 # Attributes shown only to admins (Neutron's policy hides them from others).
 ADMIN_VISIBLE = {
     "network": ("provider:network_type", "provider:physical_network",

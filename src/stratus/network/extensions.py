@@ -7,6 +7,7 @@ from typing import Any
 UPDATED = "2026-01-01T00:00:00-00:00"
 
 ALIASES: dict[str, tuple[str, str]] = {
+    "agent": ("agent", "The agent management extension."),
     "allowed-address-pairs": ("Allowed Address Pairs", "Provides allowed address pairs"),
     "auto-allocated-topology": ("Auto Allocated Topology Services",
                                 "Auto Allocated Topology Services."),

@@ -27,6 +27,11 @@ Agent → server (topic :data:`SERVER_TOPIC`, ``call``):
   ``port.status.<status>`` (compute waits on that for ``network-vif-plugged``).
 * ``sync(host)`` — the full desired state for the host:
   ``{"ports": [...], "subnets": [...], "routers": [...], "security_groups": [...]}``.
+* ``report_state(agent=AgentState)`` — every ``network.report_interval``
+  seconds (Neutron's report_state): the server records the agent and its
+  heartbeat (``GET /v2.0/agents``) and answers :data:`AGENT_NEW`,
+  :data:`AGENT_ALIVE` or :data:`AGENT_REVIVED`; a revived agent resyncs, as
+  it may have missed casts while the server thought it dead.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from typing import Any
 AGENT_TOPIC = "network-agent"
 SERVER_TOPIC = "network-server"
 VERSION = 1
+
+AGENT_NEW, AGENT_ALIVE, AGENT_REVIVED = "new", "alive", "revived"
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,21 @@ class RouterState:
     interfaces: tuple[RouterInterface, ...] = ()
     routes: tuple[dict[str, str], ...] = ()
     floating_ips: tuple[FloatingIPMapping, ...] = ()
+    v: int = VERSION
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """What an agent says about itself; the server adds the times."""
+
+    agent_type: str
+    binary: str
+    host: str
+    topic: str
+    configurations: dict[str, Any] = field(default_factory=dict)
+    availability_zone: str | None = None
+    # True on the first report after the agent (re)started: the server sets started_at.
+    start_flag: bool = False
     v: int = VERSION
 
 

@@ -229,3 +229,23 @@ auto_allocated_topologies = Table(
     Column("network_id", ID, ForeignKey("networks.id", ondelete="CASCADE"), nullable=False),
     Column("router_id", ID, nullable=True),
 )
+
+# The agents that report to this service, one row per (agent_type, host), as
+# Neutron's ``agents``. The unique key makes two first reports of one agent
+# create one row (the loser's transaction retries and updates it).
+agents = Table(
+    "network_agents", metadata,
+    Column("id", ID, primary_key=True),
+    Column("agent_type", String(255), nullable=False),
+    Column("binary", String(255), nullable=False),
+    Column("topic", String(255), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("availability_zone", String(255), nullable=True),
+    Column("admin_state_up", Boolean, nullable=False, default=True),
+    Column("description", String(255), nullable=True),
+    Column("configurations", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_timestamp", UTCDateTime, nullable=False),
+    UniqueConstraint("agent_type", "host", name="uq_network_agents_agent_type_host"),
+)

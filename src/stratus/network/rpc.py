@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from stratus.bus import Bus
 from stratus.bus.base import Target
+from stratus.network import agents, nova, ports
 from stratus.network import messages as msg
 from stratus.network import models as m
-from stratus.network import nova, ports
 from stratus.network.store import Event, Store, Tx
 
 log = logging.getLogger("stratus.network.rpc")
@@ -167,6 +167,11 @@ class ServerEndpoint:
                 name = nova.PLUGGED if status == "ACTIVE" else nova.UNPLUGGED
                 await self.compute.send([nova.event_for(item, name)])
         return item is not None
+
+    async def report_state(self, agent: dict[str, Any]) -> str:
+        known = {k: v for k, v in agent.items() if k in msg.AgentState.__dataclass_fields__}
+        state = msg.AgentState(**known)
+        return await self.store.write(lambda tx: agents.report(tx, state))
 
     async def sync(self, host: str) -> dict[str, Any]:
         async def build(tx: Tx) -> dict[str, Any]:

@@ -42,8 +42,9 @@ class NetworkService(Service):
         self.listener: Listener | None = None
         embedded = (settings.network.embedded_agent and "network-agent" not in settings.services
                     and settings.dataplane in (Dataplane.NOOP, Dataplane.AUTO))
-        self.agents = [AgentRunner(runtime.bus, host) for host in _agent_hosts(runtime)] \
-            if embedded else []
+        interval = settings.network.report_interval
+        self.agents = [AgentRunner(runtime.bus, host, interval)
+                       for host in _agent_hosts(runtime)] if embedded else []
 
     async def start(self) -> None:
         self.listener = await self.runtime.bus.serve(Target(messages.SERVER_TOPIC),
@@ -75,7 +76,8 @@ class NetworkAgentService(Service):
     name = "network-agent"
 
     def __init__(self, runtime: Runtime) -> None:
-        self.runner = AgentRunner(runtime.bus, runtime.settings.network.host)
+        network = runtime.settings.network
+        self.runner = AgentRunner(runtime.bus, network.host, network.report_interval)
 
     async def start(self) -> None:
         await self.runner.start()
