@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stratus.compute.virt.qemu_migrate import DOWNTIME_STEPS_MS, MAX_BANDWIDTH  # noqa: E402
+from stratus.compute.virt.qemu_jobs import DOWNTIME_STEPS_MS, MAX_BANDWIDTH  # noqa: E402
 from stratus.guest import qemu as gq  # noqa: E402
 from stratus.guest.builder import GuestArtifacts, build_guest  # noqa: E402
 from tests.vm.qemu_cloud import QemuCloud  # noqa: E402

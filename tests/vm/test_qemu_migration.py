@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -33,6 +34,9 @@ from tests.vm.qemu_cloud import QemuCloud, qemu_argv, qemus_under, ticks
 pytestmark = pytest.mark.vm
 VM = "lm"
 UP = r"boot=1 (?s:.*)stratus-guest up ip="
+# What a guest kernel prints when it breaks (e.g. its disk changing under it at the
+# switch-over): the guest may tick on after an oops, so look for one.
+OOPS = re.compile(r"Oops|BUG:|Kernel panic|list_(add|del) corruption|general protection")
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +92,12 @@ def _kept_running(c: QemuCloud, before: tuple[int, int], *, moved: bool) -> None
         if seen and seen[-1] > tick + 1:
             break
         assert time.monotonic() < deadline, \
-            f"the guest stopped ticking ({len(whole)} chars, {mark} before):\n{whole[-800:]}"
+            f"the guest stopped ticking ({len(whole)} chars, {mark} before; power state " \
+            f"{c.server(VM)['OS-EXT-STS:power_state']}):\n{whole[-800:]}"
         time.sleep(0.5)
     assert "boot=" not in out and "stratus-guest up" not in out, "the guest rebooted"
     assert tick - 2 < seen[0] <= seen[-1], "the tick counter started again"
+    assert not OOPS.search(whole), f"the guest kernel broke:\n{whole[-3000:]}"
 
 
 def _migrations(c: QemuCloud) -> list[dict[str, Any]]:
@@ -260,3 +266,73 @@ def test_force_complete_finishes_a_slow_migration_on_the_destination(
     assert row["status"] == "completed"
     # The guest ran to the end at its cap; forced, the rest went at full speed.
     assert row["memory_processed"] and row["memory_total"], row
+
+
+def test_a_paused_guest_stays_paused_through_a_block_migration(cloud: QemuCloud,
+                                                                vm: str) -> None:
+    c = cloud
+    s = c.wait(VM, "ACTIVE", timeout=20)
+    source = s["OS-EXT-SRV-ATTR:host"]
+    dest = _other(c, source)
+    c.cli("server", "pause", VM)
+    c.wait(VM, "PAUSED")
+    frozen = _last_tick(c)
+    c.cli("server", "migrate", "--live-migration", "--block-migration", VM)
+    mig = _wait_running(c, vm, memory=False)
+    s = c.wait(VM, "PAUSED", timeout=300)
+    assert s["OS-EXT-SRV-ATTR:host"] == dest
+    assert _record(c, mig["id"])["status"] == "completed"
+    assert len(_qemus(c, dest)) == 1 and not _qemus(c, source)
+    _standalone_here(c, vm, dest)
+    time.sleep(3)  # a running guest would tick three times meanwhile
+    assert not ticks(c.console(VM)), "the guest ran on the destination while paused"
+    assert c.server(VM)["OS-EXT-STS:power_state"] == 3  # PAUSED
+    c.cli("server", "unpause", VM)
+    c.wait(VM, "ACTIVE")
+    _kept_running(c, frozen, moved=True)
+
+
+def test_an_unshelved_guest_block_migrates_with_its_disk_and_kernel(cloud: QemuCloud,
+                                                                     vm: str) -> None:
+    """Unshelved, the guest's disk sits on its shelve snapshot, which is deleted
+    then: the destination cannot have it, so the whole disk moves, and the guest's
+    kernel comes from its own kernel image, as on the source."""
+    c = cloud
+    c.wait(VM, "ACTIVE", timeout=20)
+    image = c.image("stratus-guest")
+    assert image is not None
+    c.cli("server", "shelve", "--wait", VM)  # offloaded at once (shelved_offload_time 0)
+    c.wait(VM, "SHELVED_OFFLOADED")
+    c.cli("server", "unshelve", "--wait", VM)
+    c.wait_console(VM, r"boot=2 (?s:.*)stratus-guest up ip=")
+    source = c.host_of(VM)
+    dest = _other(c, source)
+    before = _last_tick(c)
+    c.cli("server", "migrate", "--live-migration", "--block-migration", VM)
+    # Its whole disk moves: 1 GiB, mostly zeroes, which QEMU counts against the
+    # module's 4 MiB/s cap: once it mirrors, let it go at full speed.
+    mig = _wait_running(c, vm, memory=False)
+    deadline = time.monotonic() + 120
+    while not _wait_running(c, vm, memory=False)["disk_total_bytes"]:
+        assert time.monotonic() < deadline, "the disk mirror does not report progress"
+        time.sleep(0.3)
+    c.cli("server", "migration", "force", "complete", VM, str(mig["id"]))
+    s = c.wait(VM, "ACTIVE", timeout=300)
+    assert s["OS-EXT-SRV-ATTR:host"] == dest
+    _kept_running(c, before, moved=True)
+    assert not c.guest_dir(vm, source).exists()
+    d = c.guest_dir(vm, dest)
+    info = qemu_disks.image_info(d / "disk.qcow2")
+    assert image["ID"] not in info.get("full-backing-filename", ""), \
+        "the disk was put on the server's image, not on what it was written against"
+    [pid] = _qemus(c, dest)
+    args = qemu_argv(pid)  # the incoming QEMU itself boots the guest's kernel
+    assert args[args.index("-kernel") + 1] == str(d / "kernel")
+    assert "-append" in args and "-initrd" in args
+    # Its state (the boot counter on its disk) came along: a hard reboot of that
+    # same QEMU boots the kernel again and counts the third boot.
+    mark = len(c.console(VM))
+    c.cli("server", "reboot", "--hard", "--wait", VM)
+    out = c.wait_console(VM, r"boot=3 (?s:.*)stratus-guest up ip=", after=mark)
+    assert "boot=1 " not in out[mark:], "the disk lost the guest's state"
+    assert _qemus(c, dest) == [pid]

@@ -71,6 +71,9 @@ async def test_confirm_deletes_the_kept_disk(root: Path, guest_image: GuestArtif
     await src.migrate_out("r2", target, live=False)
     await src.finish_incoming(big, target, power_on=False)
     assert (src.instances / "r2_resize").exists()
+    # its kernel is kept as a link to the same file, not a copy of it
+    kept, kernel = src.instances / "r2_resize" / "kernel", src.dir("r2") / "kernel"
+    assert kept.stat().st_ino == kernel.stat().st_ino
     await src.confirm_migration("r2")
     assert not (src.instances / "r2_resize").exists()
     assert src.record("r2")["host"] == "src"

@@ -233,7 +233,7 @@ class AgentManager:
     async def _stream_snapshot(self, uuid: str, token: str, image_id: str,
                                progress: Callable[..., Awaitable[None]]) -> None:
         """Driver → queue → image upload, chunk by chunk: never a full temporary copy."""
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)  # chunks of ~4 MiB
 
         async def chunks() -> AsyncIterator[bytes]:
             while (chunk := await queue.get()) is not None:
@@ -245,6 +245,9 @@ class AgentManager:
         async def send(item: bytes | None) -> None:
             # An upload that ends early (refused: over quota, image deleted) reads no
             # more: the driver gets its error instead of waiting on a full queue.
+            if not queue.full() and not upload.done():
+                queue.put_nowait(item)  # the usual case: no task, no wait
+                return
             putting = asyncio.ensure_future(queue.put(item))
             await asyncio.wait((putting, upload), return_when=asyncio.FIRST_COMPLETED)
             if not putting.done():
@@ -436,14 +439,18 @@ class AgentManager:
     async def power_on(self, uuid: str) -> None:
         await self.driver.power_on(uuid)
 
+    async def migration_source(self, uuid: str) -> dict[str, Any]:
+        """On the source: what the destination's prepare_incoming needs to know."""
+        return await self.driver.migration_source(uuid)
+
     async def prepare_incoming(self, uuid: str, flavor: dict[str, Any], live: bool,
-                               block_migration: bool | None,
-                               token: str | None = None) -> dict[str, Any]:
+                               block_migration: bool | None, token: str | None = None,
+                               source: dict[str, Any] | None = None) -> dict[str, Any]:
         inst = await self.store.get(uuid)
         vifs = (await network.cached(self.db, [uuid])).get(uuid, [])
         target = await self.driver.prepare_incoming(
             guest_spec(inst, flavor, vifs=vifs), live=live, block_migration=block_migration,
-            image=self.image_source(token) if token else None)
+            image=self.image_source(token) if token else None, source=source)
         return {"host": target.host, "uri": target.uri,
                 "block_migration": target.block_migration, "extra": target.extra}
 
@@ -492,13 +499,15 @@ class AgentManager:
         await self.driver.live_migration_force_complete(uuid)
 
     async def finish_incoming(self, uuid: str, dest: dict[str, Any], flavor: dict[str, Any],
-                              power_on: bool) -> int:
+                              power_on: bool, paused: bool = False) -> int:
+        """PAUSED: the guest was paused on the source (live) and stays paused here."""
         inst = await self.store.get(uuid)
         vifs = (await network.cached(self.db, [uuid])).get(uuid, [])
         if self.network is not None and vifs:  # the ports follow the guest here
             await network.bind(self.network, vifs, self.host)
         spec = guest_spec(inst, flavor, vifs=vifs)
-        await self.driver.finish_incoming(spec, MigrationTarget(**dest), power_on=power_on)
+        await self.driver.finish_incoming(spec, MigrationTarget(**dest), power_on=power_on,
+                                          paused=paused)
         await self.driver.resize_disk(uuid, spec)
         return int(await self.driver.power_state(uuid))
 

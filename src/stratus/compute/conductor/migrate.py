@@ -111,9 +111,10 @@ async def cold_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
     async def prepare() -> None:
         await c.store.advance(uuid, T.RESIZE_PREP, T.RESIZE_MIGRATING)
         await c._set_migration(migration_uuid, status="migrating")
+        described = await c.agents.call(source, "migration_source", uuid=uuid)
         state["target"] = await c.agents.call(state["pick"]["host"], "prepare_incoming",
                                               uuid=uuid, flavor=flavor, live=False,
-                                              block_migration=True)
+                                              block_migration=True, source=described)
 
     async def abort() -> None:
         await c.agents.call(state["pick"]["host"], "abort_incoming", uuid=uuid)
@@ -242,9 +243,11 @@ async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
                                dest_node=state["pick"]["node"], status="preparing")
 
     async def prepare() -> None:
+        described = await c.agents.call(source, "migration_source", uuid=uuid)
         state["target"] = await c.agents.call(state["pick"]["host"], "prepare_incoming",
                                               uuid=uuid, flavor=inst.flavor, live=True,
-                                              block_migration=block_migration, token=token)
+                                              block_migration=block_migration, token=token,
+                                              source=described)
 
     async def migrate() -> None:
         await c._set_migration(migration_uuid, status="running")
@@ -255,7 +258,8 @@ async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
     async def finish() -> None:
         state["power"] = await c.agents.call(state["pick"]["host"], "finish_incoming", uuid=uuid,
                                              dest=state["target"], flavor=inst.flavor,
-                                             power_on=True)
+                                             power_on=True,
+                                             paused=started_from == VmState.PAUSED)
 
     flow = Flow("live-migration")
     flow.step("hand source allocation to the migration",

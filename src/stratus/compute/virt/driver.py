@@ -240,17 +240,25 @@ class Driver(abc.ABC):
     async def resize_disk(self, uuid: str, spec: GuestSpec) -> None:
         """Apply a new flavor's sizes to a stopped or migrated guest (grow only)."""
 
+    async def migration_source(self, uuid: str) -> dict[str, Any]:
+        """On the source, first: what the destination's ``prepare_incoming`` should know
+        of the guest's disks and boot (plain JSON, it crosses the bus; Nova's
+        migrate_data). Nothing by default."""
+        return {}
+
     @abc.abstractmethod
     async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
                                block_migration: bool | None,
-                               image: ImageSource | None = None) -> MigrationTarget:
+                               image: ImageSource | None = None,
+                               source: dict[str, Any] | None = None) -> MigrationTarget:
         """On the destination: get ready to receive ``spec`` (disks, listening QEMU).
 
         ``block_migration`` (live): True copies the disks, False expects shared
         storage, None ("auto") decides from whether the storage is shared; a
         driver raises DriverError, before changing anything, when the asked mode
         cannot work (Nova's InvalidSharedStorage/InvalidLocalStorage). ``image``
-        fetches the guest's image, for a driver that keeps it locally."""
+        fetches the guest's image, for a driver that keeps it locally; ``source``
+        is what the source's ``migration_source`` said."""
 
     @abc.abstractmethod
     async def migrate_out(self, uuid: str, target: MigrationTarget, *,
@@ -269,8 +277,9 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
-                              power_on: bool) -> None:
-        """On the destination: the guest is here; run it (or leave it stopped)."""
+                              power_on: bool, paused: bool = False) -> None:
+        """On the destination: the guest is here; run it (or leave it stopped). A live
+        migration of a PAUSED guest leaves it paused (``unpause`` runs it)."""
 
     @abc.abstractmethod
     async def abort_incoming(self, uuid: str) -> None:

@@ -27,6 +27,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from stratus.compute.states import PowerState
 from stratus.compute.virt.driver import (
@@ -250,7 +251,8 @@ class FakeDriver(Driver):
 
     async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
                                block_migration: bool | None,
-                               image: ImageSource | None = None) -> MigrationTarget:
+                               image: ImageSource | None = None,
+                               source: dict[str, Any] | None = None) -> MigrationTarget:
         await self._op("prepare_incoming", spec.uuid)
         return MigrationTarget(host=self.host, uri=f"fake://{self.host}",  # no shared disks
                                block_migration=block_migration is not False)
@@ -318,11 +320,13 @@ class FakeDriver(Driver):
         self._live_runs[uuid].aborted = True
 
     async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
-                              power_on: bool) -> None:
+                              power_on: bool, paused: bool = False) -> None:
         await self._op("finish_incoming", spec.uuid)
         guest = self._incoming.pop(spec.uuid, None) or FakeGuest(spec, disk=b"migrated")
         guest.spec = spec
-        if power_on and guest.power not in (_P.PAUSED,):
+        if power_on and paused:
+            guest.power = _P.PAUSED
+        elif power_on and guest.power not in (_P.PAUSED,):
             guest.power = _P.RUNNING
         elif not power_on:
             guest.power = _P.SHUTDOWN

@@ -21,11 +21,11 @@ Choices, for the record:
 
 * power state comes from the process and QMP `query-status`, never from a
   cache, so a QEMU killed behind our back reads SHUTDOWN at the next sync;
-* soft power-off/reboot = ACPI `system_powerdown`, hard after the timeout;
-  a soft reboot then starts QEMU again; a hard reboot is `system_reset`;
-* suspend = migrate the state to `exec:cat > suspend.state` (QEMU 7.2 has no
-  `file:` URI) with max-bandwidth raised, then quit; resume = a new QEMU with
-  `-S -incoming "exec:cat suspend.state"`, then `cont`;
+* this module keeps the guest's files, processes and the contract; the
+  methods delegate to :mod:`qemu_power` (power, suspend/resume, rescue),
+  :mod:`qemu_migrate` (live and cold migration), :mod:`qemu_resize` (the copy
+  kept until confirm/revert), :mod:`qemu_console`, :mod:`qemu_host`; QMP jobs
+  (state migration, block jobs) are :mod:`qemu_jobs`;
 * snapshot = `blockdev-snapshot-sync` puts a temporary overlay on top (the
   guest keeps running and writes there), the frozen chain is streamed as one
   standalone qcow2 by :mod:`qcow2stream` (no temporary copy), then
@@ -52,8 +52,15 @@ from pathlib import Path
 from typing import Any
 
 from stratus.compute.states import PowerState
+from stratus.compute.virt import (
+    qemu_console,
+    qemu_host,
+    qemu_jobs,
+    qemu_migrate,
+    qemu_power,
+    qemu_resize,
+)
 from stratus.compute.virt import qemu_disks as disks
-from stratus.compute.virt import qemu_migrate
 from stratus.compute.virt.driver import (
     ConsoleEndpoint,
     Driver,
@@ -66,7 +73,6 @@ from stratus.compute.virt.driver import (
     ImageSource,
     MigrationStats,
     MigrationTarget,
-    NotSupported,
     SnapshotSink,
 )
 from stratus.compute.virt.qcow2stream import StreamError, stream_qcow2
@@ -102,7 +108,7 @@ class QemuDriver(Driver):
         self._procs: dict[str, gq.Guest] = {}  # QEMUs this driver started (to reap them)
         self._locks: dict[str, asyncio.Lock] = {}
         self.last_migration: dict[str, dict[str, Any]] = {}
-        self.migrating: dict[str, qemu_migrate.LiveRun] = {}  # live migrations going out
+        self.migrating: dict[str, qemu_jobs.LiveRun] = {}  # live migrations going out
         self.migration_bandwidth = 0  # live migration cap, bytes/s (0: unlimited)
 
     # --- files and processes ---------------------------------------------------------
@@ -227,14 +233,7 @@ class QemuDriver(Driver):
     # --- the contract ----------------------------------------------------------------
 
     async def host_resources(self) -> HostResources:
-        usage = shutil.disk_usage(self.instances)
-        version = await asyncio.to_thread(_qemu_version)
-        info = {"arch": os.uname().machine, "accel": self.accel,
-                "model": _cpu_model(), "vendor": "stratus-qemu"}
-        return HostResources(hostname=self.host, vcpus=os.cpu_count() or 1,
-                             memory_mb=_memory_mb(), local_gb=int(usage.total // disks.GIB),
-                             hypervisor_type=self.hypervisor_type, hypervisor_version=version,
-                             cpu_info=json.dumps(info))
+        return await qemu_host.host_resources(self)
 
     async def list_guests(self) -> list[GuestInfo]:
         out = []
@@ -340,88 +339,25 @@ class QemuDriver(Driver):
         self._locks.pop(uuid, None)
 
     async def power_off(self, uuid: str, *, timeout: float = 0) -> None:
-        rec = self._mine(uuid)
-        async with self.lock(uuid):
-            await self._stop_process(uuid, self._proc(uuid), timeout=timeout)
-            if rec.get("suspended"):
-                rec["suspended"] = False
-                self.save(uuid, rec)
-                (self.run_dir(uuid) / "suspend.state").unlink(missing_ok=True)
+        await qemu_power.power_off(self, uuid, timeout=timeout)
 
     async def power_on(self, uuid: str) -> None:
-        rec = self._mine(uuid)
-        if rec.get("suspended"):
-            return await self.resume(uuid)
-        async with self.lock(uuid):
-            guest = self._proc(uuid)
-            if guest is None:
-                await self._start(uuid, rec)
-            elif await self._status(guest) != "running":
-                await self.qmp(guest, "cont")
+        await qemu_power.power_on(self, uuid)
 
     async def reboot(self, uuid: str, *, hard: bool) -> None:
-        rec = self._mine(uuid)
-        guest = self._proc(uuid)
-        if guest is None or rec.get("suspended"):
-            await self.power_off(uuid)
-            return await self.power_on(uuid)
-        async with self.lock(uuid):
-            status = await self._status(guest)
-            if hard or status != "running":
-                await self.qmp(guest, "system_reset")
-                if status != "running":
-                    await self.qmp(guest, "cont")
-                return
-            await self._stop_process(uuid, guest, timeout=self.soft_timeout)
-            await self._start(uuid, rec)
+        await qemu_power.reboot(self, uuid, hard=hard)
 
     async def pause(self, uuid: str) -> None:
-        guest = await self._require(uuid, ("running",), "pause", "paused")
-        if await self._status(guest) == "running":
-            await self.qmp(guest, "stop")
+        await qemu_power.pause(self, uuid)
 
     async def unpause(self, uuid: str) -> None:
-        guest = await self._require(uuid, ("paused",), "unpause", "running")
-        if await self._status(guest) != "running":
-            await self.qmp(guest, "cont")
-
-    async def _require(self, uuid: str, allowed: tuple[str, ...], op: str,
-                       target: str) -> gq.Guest:
-        self._mine(uuid)
-        guest = self._proc(uuid)
-        status = await self._status(guest) if guest else "shutdown"
-        if guest is None or status not in (*allowed, target):
-            raise DriverError(f"cannot {op} a guest whose QEMU status is {status}")
-        return guest
+        await qemu_power.unpause(self, uuid)
 
     async def suspend(self, uuid: str) -> None:
-        rec = self._mine(uuid)
-        if rec.get("suspended"):
-            return
-        guest = self._proc(uuid)
-        if guest is None or await self._status(guest) not in ("running", "paused"):
-            raise DriverError("cannot suspend a guest that is not running")
-        async with self.lock(uuid):
-            state = self.run_dir(uuid) / "suspend.state"
-            await qemu_migrate.migrate(self, guest, f"exec:cat > {state}")
-            rec["suspended"] = True
-            self.save(uuid, rec)
-            await self._stop_process(uuid, guest)
+        await qemu_power.suspend(self, uuid)
 
     async def resume(self, uuid: str) -> None:
-        rec = self._mine(uuid)
-        if not rec.get("suspended"):
-            if await self.power_state(uuid) == _P.RUNNING:
-                return
-            raise DriverError("cannot resume a guest that is not suspended")
-        state = self.run_dir(uuid) / "suspend.state"
-        async with self.lock(uuid):
-            guest = await self._start(uuid, rec, incoming=f"exec:cat {state}")
-            await qemu_migrate.wait_incoming(self, guest)
-            await self.qmp(guest, "cont")
-            rec["suspended"] = False
-            self.save(uuid, rec)
-            state.unlink(missing_ok=True)
+        await qemu_power.resume(self, uuid)
 
     async def snapshot(self, uuid: str, sink: SnapshotSink) -> int:
         self._mine(uuid)
@@ -443,58 +379,28 @@ class QemuDriver(Driver):
         try:
             return await stream_qcow2(disk, sink)
         finally:
-            await qemu_migrate.block_commit(self, guest, disk)
+            await qemu_jobs.block_commit(self, guest, disk)
             top.unlink(missing_ok=True)
 
     async def rescue(self, uuid: str, image: ImageSource | None, image_id: str | None) -> None:
-        rec = self._mine(uuid)
-        wanted = image_id or rec.get("image_id")
-        if not wanted:
-            raise DriverError("no rescue image: the guest has no image and none was given")
-        record = await disks.image_record(image, wanted)
-        base = await self.bases.ensure(wanted, image, record)
-        boot = await disks.fetch_boot(self.bases, wanted, record, image)  # the rescue image's
-        async with self.lock(uuid):
-            await self._stop_process(uuid, self._proc(uuid))
-            rescue_disk = self.dir(uuid) / "rescue.qcow2"
-            rescue_disk.unlink(missing_ok=True)
-            await asyncio.to_thread(disks.create_overlay, base, rescue_disk, 0)
-            rescue_boot = await asyncio.to_thread(disks.place_boot, boot, self.dir(uuid),
-                                                  "rescue-")
-            rec.update(rescued=True, rescue_boot=rescue_boot, suspended=False)
-            self.save(uuid, rec)
-            await self._start(uuid, rec)
+        await qemu_power.rescue(self, uuid, image, image_id)
 
     async def unrescue(self, uuid: str) -> None:
-        rec = self._mine(uuid)
-        async with self.lock(uuid):
-            await self._stop_process(uuid, self._proc(uuid))
-            (self.dir(uuid) / "rescue.qcow2").unlink(missing_ok=True)
-            disks.place_boot(None, self.dir(uuid), "rescue-")
-            rec.update(rescued=False, rescue_boot=None)
-            self.save(uuid, rec)
-            await self._start(uuid, rec)
+        await qemu_power.unrescue(self, uuid)
 
     async def resize_disk(self, uuid: str, spec: GuestSpec) -> None:
-        """Grow the root disk to the flavor (never shrink); vCPUs/RAM apply at next start."""
-        rec = self._mine(uuid)
-        disk = self.dir(uuid) / "disk.qcow2"
-        async with self.lock(uuid):
-            guest = self._proc(uuid)
-            wanted = spec.root_gb * disks.GIB
-            if spec.root_gb > 0 and await asyncio.to_thread(disks.virtual_size, disk) < wanted:
-                if guest is not None:
-                    await self.qmp(guest, "block_resize", device="disk0", size=wanted)
-                else:
-                    await asyncio.to_thread(disks.grow, disk, spec.root_gb)
-            rec.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb, root_gb=spec.root_gb)
-            self.save(uuid, rec)
+        await qemu_resize.resize_disk(self, uuid, spec)
+
+    async def migration_source(self, uuid: str) -> dict[str, Any]:
+        return await asyncio.to_thread(qemu_migrate.describe_source, self, uuid)
 
     async def prepare_incoming(self, spec: GuestSpec, *, live: bool,
                                block_migration: bool | None,
-                               image: ImageSource | None = None) -> MigrationTarget:
+                               image: ImageSource | None = None,
+                               source: dict[str, Any] | None = None) -> MigrationTarget:
         return await qemu_migrate.prepare_incoming(self, spec, live=live,
-                                                   block_migration=block_migration, image=image)
+                                                   block_migration=block_migration,
+                                                   image=image, source=source)
 
     async def migrate_out(self, uuid: str, target: MigrationTarget, *,
                           live: bool) -> MigrationStats | None:
@@ -510,52 +416,27 @@ class QemuDriver(Driver):
         await qemu_migrate.abort(self, uuid)
 
     async def finish_incoming(self, spec: GuestSpec, target: MigrationTarget, *,
-                              power_on: bool) -> None:
-        await qemu_migrate.finish_incoming(self, spec, target, power_on=power_on)
+                              power_on: bool, paused: bool = False) -> None:
+        await qemu_migrate.finish_incoming(self, spec, target, power_on=power_on,
+                                           paused=paused)
 
     async def abort_incoming(self, uuid: str) -> None:
         await qemu_migrate.abort_incoming(self, uuid)
 
     async def confirm_migration(self, uuid: str) -> None:
-        await qemu_migrate.confirm(self, uuid)
+        await qemu_resize.confirm(self, uuid)
 
     async def revert_migration(self, spec: GuestSpec, *, power_on: bool) -> None:
-        await qemu_migrate.revert(self, spec, power_on=power_on)
+        await qemu_resize.revert(self, spec, power_on=power_on)
 
     async def console_output(self, uuid: str, length: int | None = None) -> str:
-        self._mine(uuid)
-        log_path = self.run_dir(uuid) / "serial.log"
-        try:
-            with log_path.open("rb") as f:
-                f.seek(max(0, log_path.stat().st_size - (1 << 20)))
-                text = f.read().decode(errors="replace").replace("\r\n", "\n")
-        except FileNotFoundError:
-            return ""
-        lines = text.splitlines()
-        if length is not None:
-            lines = lines[-length:] if length > 0 else []
-        return "\n".join(lines) + ("\n" if lines else "")
+        return await qemu_console.console_output(self, uuid, length)
 
     async def get_vnc_console(self, uuid: str) -> ConsoleEndpoint:
-        """The VNC server of the running QEMU: it takes the first free display of
-        127.0.0.1:5900-5999 (``-vnc 127.0.0.1:0,to=99``), so ask QMP which."""
-        self._mine(uuid)
-        if not self.vnc:
-            raise NotSupported("this QEMU host runs guests without VNC")
-        guest = self._proc(uuid)
-        if guest is None:
-            raise DriverError("the guest is not running")
-        info = await self.qmp(guest, "query-vnc")
-        if not info.get("enabled") or not info.get("service"):
-            raise NotSupported(f"guest {uuid} has no VNC server")
-        return ConsoleEndpoint(host=str(info["host"]), port=int(info["service"]))
+        return await qemu_console.get_vnc_console(self, uuid)
 
     async def trigger_crash_dump(self, uuid: str) -> None:
-        self._mine(uuid)
-        guest = self._proc(uuid)
-        if guest is None:
-            raise DriverError("the guest is not running")
-        await self.qmp(guest, "inject-nmi")
+        await qemu_console.trigger_crash_dump(self, uuid)
 
     # --- for tests and operators ------------------------------------------------------
 
@@ -574,39 +455,3 @@ class QemuDriver(Driver):
 def _mac(uuid: str) -> str:
     digest = hashlib.sha1(uuid.encode()).digest()
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-
-def _memory_mb() -> int:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) // 1024
-    except OSError:
-        pass
-    return 1024
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
-
-
-_VERSION: list[int] = []
-
-
-def _qemu_version() -> int:
-    """Nova's encoding: 7.2.22 -> 7002022."""
-    if not _VERSION:
-        import re
-        import subprocess
-
-        out = subprocess.run([gq.QEMU, "--version"], capture_output=True, text=True,
-                             check=False).stdout
-        m = re.search(r"version (\d+)\.(\d+)\.(\d+)", out)
-        _VERSION.append(int(m[1]) * 1_000_000 + int(m[2]) * 1000 + int(m[3]) if m else 0)
-    return _VERSION[0]

@@ -186,7 +186,18 @@ async def fetch_boot(bases: BaseImages, image_id: str, record: dict[str, Any] | 
     Otherwise ``{"kernel_id", "ramdisk_id", "append", "kernel", "initrd"}`` with
     the cached files' paths. A kernel or ramdisk image that does not exist (or
     the caller cannot see) or is not active fails with a message naming it."""
-    props = boot_properties(record) or boot_properties(bases.meta(image_id))
+    return await fetch_kernel(bases, boot_properties(record)
+                              or boot_properties(bases.meta(image_id)), image_id, source)
+
+
+async def fetch_kernel(bases: BaseImages, props: dict[str, Any], image_id: str,
+                       source: ImageSource | None) -> dict[str, Any] | None:
+    """The kernel and ramdisk boot properties PROPS (of image IMAGE_ID) name, in the
+    cache: what :func:`fetch_boot` returns. A guest's own ``boot`` entry (guest.json)
+    is such PROPS too (``append`` stands for ``os_command_line``), so a migration's
+    destination boots the guest as its source did, whatever its image became."""
+    props = {**({"os_command_line": props["append"]} if props.get("append") else {}),
+             **{k: v for k, v in props.items() if k in BOOT_PROPERTIES and v}}
     if not props.get("kernel_id"):
         return None
     paths: dict[str, Path | None] = {"kernel_id": None, "ramdisk_id": None}
@@ -251,6 +262,8 @@ def hand_over_boot(source: Path, dest: Path) -> None:
         theirs = json.loads((dest / "guest.json").read_text())
     except (OSError, ValueError):
         return
+    if theirs.get("boot"):
+        return  # the destination fetched them itself (prepare_incoming)
     for name in ("kernel", "ramdisk"):
         if (source / name).exists():
             place_file(source / name, dest / name)
@@ -258,6 +271,16 @@ def hand_over_boot(source: Path, dest: Path) -> None:
     tmp = dest / "guest.json.tmp"
     tmp.write_text(json.dumps(theirs, indent=1) + "\n")
     os.replace(tmp, dest / "guest.json")
+
+
+def backing_image(bases: BaseImages, overlay: Path) -> str | None:
+    """The id of the cached image OVERLAY sits on (None: flat, or backed elsewhere).
+    Not always the server's image: after an unshelve it is the shelve snapshot."""
+    backing = image_info(overlay).get("full-backing-filename")
+    if not backing:
+        return None
+    path = Path(backing)
+    return path.name if path.parent.resolve() == bases.directory.resolve() else None
 
 
 def create_overlay(base: Path, overlay: Path, root_gb: int) -> None:

@@ -1,5 +1,6 @@
-"""Migration for the QEMU driver: live (QMP migrate over TCP), cold (disk files moved),
-and the QMP job helpers suspend and snapshot share with it.
+"""Migration for the QEMU driver: live (QMP migrate over TCP) and cold (disk files
+moved; the source's side and its kept copy are :mod:`qemu_resize`). The QMP job
+helpers it shares with suspend and snapshot are :mod:`qemu_jobs`.
 
 Modes, chosen on the destination by ``prepare_incoming`` and sent to the
 source in ``MigrationTarget.extra["mode"]`` (a live migration's
@@ -15,12 +16,18 @@ True/False that the storage contradicts fail before anything starts):
   QEMU's NBD server; the source `drive-mirror`s into it (``sync=top`` when the
   base is there, ``full`` otherwise), waits for the job to be ready, migrates
   memory, then cancels the job, letting it write the last dirty blocks (the
-  destination keeps the mirrored disk). The destination QEMU waits with -S and
+  destination keeps the mirrored disk; the job is kept until read, and a
+  mirror that failed them fails the migration with the guest running on at
+  the source). The destination QEMU waits with -S and
   runs the guest only then, in ``finish_incoming`` (libvirt's order: it must
   not run on a disk still being written), so the guest's real pause is longer
-  than QEMU's ``downtime`` figure by that flush and one round trip. The
-  destination fetches the guest's image into its own base cache first (through
-  the agent's image source), so the disk it keeps is an overlay on it.
+  than QEMU's ``downtime`` figure by that flush and one round trip; a guest
+  paused on the source stays paused. The source first says (``describe_source``)
+  which image its overlay really sits on (after an unshelve: the shelve
+  snapshot, deleted since, so the whole disk moves) and how it boots; the
+  destination fetches that image into its own base cache (through the agent's
+  image source), so the disk it keeps is an overlay on it, and the kernel and
+  ramdisk, so the incoming QEMU has the source's ``-kernel/-initrd/-append``.
 * ``copy`` (cold, storage not shared): the source copies the stopped guest's
   overlay (rebased onto the destination's base, or flattened when the
   destination lacks it) and its config drive into the destination's directory.
@@ -40,15 +47,16 @@ guest never enters the user-paused state, so the destination runs it;
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stratus.compute.virt import qemu_disks as disks
+from stratus.compute.virt import qemu_jobs as jobs
+from stratus.compute.virt import qemu_resize
 from stratus.compute.virt.driver import (
     DriverError,
     GuestSpec,
@@ -63,110 +71,31 @@ if TYPE_CHECKING:
     from stratus.compute.virt.qemu import QemuDriver
 
 log = logging.getLogger("stratus.compute.qemu")
-MAX_BANDWIDTH = 8 << 30
-DOWNTIME_LIMIT_MS = 300  # QEMU's default pause budget at switch-over
-# A live migration's pause budget per RAM pass: QEMU switches over once what is left
-# fits the budget at the measured speed. 300 ms at loopback speed lets it stop the
-# guest with ~100 MiB unsent (pauses of ~110 ms here); 20 ms waits for the next pass
-# (~3 ms). Each further pass (a guest dirtying memory fast) raises it, so it converges.
-DOWNTIME_STEPS_MS = (20, 50, 100, 200, DOWNTIME_LIMIT_MS)
-FORCED_DOWNTIME_MS = 2_000_000  # QEMU's maximum: switch over at the next pass
-POLL = 0.02
 MIRROR_JOB = "stratus-mirror"
-
-
-class LiveRun:
-    """A live migration in flight on the source, for progress, abort and force."""
-
-    def __init__(self, guest: gq.Guest) -> None:
-        self.guest = guest
-        self.aborted = False
-        self.forced = False
-
-
-async def migrate(drv: QemuDriver, guest: gq.Guest, uri: str, timeout: float = 600,
-                  run: LiveRun | None = None, bandwidth: int = 0) -> dict[str, Any]:
-    """Run a QMP migration to URI until it completes; returns the final query-migrate.
-    BANDWIDTH caps it (bytes/s; 0 or a forced RUN: as fast as it goes). A live RUN
-    starts with a small pause budget, raised pass by pass (``DOWNTIME_STEPS_MS``)."""
-    forced = run is not None and run.forced
-    step = 0
-    limit = (FORCED_DOWNTIME_MS if forced else
-             DOWNTIME_STEPS_MS[0] if run is not None else DOWNTIME_LIMIT_MS)
-    cap = bandwidth if bandwidth and not forced else MAX_BANDWIDTH
-    await drv.qmp(guest, "migrate-set-parameters", **{"max-bandwidth": cap,
-                                                      "downtime-limit": limit})
-    await drv.qmp(guest, "migrate", uri=uri)
-    deadline = time.monotonic() + timeout
-    while True:
-        info = await drv.qmp(guest, "query-migrate")
-        status = info.get("status")
-        if status == "completed":
-            return dict(info)
-        passes = int(info.get("ram", {}).get("dirty-sync-count", 0))
-        wanted = min(max(passes - 2, 0), len(DOWNTIME_STEPS_MS) - 1)
-        if run is not None and not run.forced and wanted > step and status == "active":
-            step = wanted
-            await drv.qmp(guest, "migrate-set-parameters",
-                          **{"downtime-limit": DOWNTIME_STEPS_MS[step]})
-            if run.forced:  # forced meanwhile: its budget wins
-                await drv.qmp(guest, "migrate-set-parameters",
-                              **{"downtime-limit": FORCED_DOWNTIME_MS})
-        if status in ("failed", "cancelled"):
-            if run is not None and run.aborted:
-                raise MigrationAborted(f"live migration of {guest.spec.name} was aborted")
-            raise DriverError(f"migration of {guest.spec.name} to {uri} {status}: "
-                              f"{info.get('error-desc', 'no detail')}")
-        if time.monotonic() > deadline:
-            await drv.qmp(guest, "migrate_cancel")
-            raise DriverError(f"migration of {guest.spec.name} did not finish in {timeout:.0f}s")
-        await asyncio.sleep(POLL)
-
-
-async def wait_incoming(drv: QemuDriver, guest: gq.Guest, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while (status := (await drv.qmp(guest, "query-status"))["status"]) == "inmigrate":
-        if not guest.alive() or time.monotonic() > deadline:
-            raise DriverError(f"incoming migration of {guest.spec.name} did not finish "
-                              f"({status})")
-        await asyncio.sleep(POLL)
-
-
-async def _wait_job(drv: QemuDriver, guest: gq.Guest, job: str, *, ready: bool,
-                    timeout: float = 600) -> None:
-    """Until JOB is ready (READY) or gone (not READY)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        jobs = {j["device"]: j for j in await drv.qmp(guest, "query-block-jobs")}
-        found = jobs.get(job)
-        if ready and found is not None and found.get("ready"):
-            return
-        if found is None:
-            if ready:
-                raise DriverError(f"block job {job} of {guest.spec.name} ended early")
-            return
-        if time.monotonic() > deadline:
-            raise DriverError(f"block job {job} of {guest.spec.name} timed out")
-        await asyncio.sleep(POLL)
-
-
-async def block_commit(drv: QemuDriver, guest: gq.Guest, base: Path) -> None:
-    """Fold the active layer of disk0 back into BASE (after a live snapshot)."""
-    job = "stratus-commit"
-    await drv.qmp(guest, "block-commit", device="disk0", base=str(base), **{"job-id": job})
-    await _wait_job(drv, guest, job, ready=True)
-    await drv.qmp(guest, "block-job-complete", device=job)
-    await _wait_job(drv, guest, job, ready=False)
 
 
 # --- destination -----------------------------------------------------------------------
 
+def describe_source(drv: QemuDriver, uuid: str) -> dict[str, Any]:
+    """On the source, for the destination's ``prepare_incoming``: the image the guest's
+    overlay really sits on (after an unshelve, the shelve snapshot, not the server's
+    image) and how it boots (its kernel, ramdisk and command line)."""
+    rec = drv._mine(uuid)
+    base = disks.backing_image(drv.bases, drv.dir(uuid) / "disk.qcow2")
+    boot = rec.get("boot") or {}
+    return {"image_id": base,
+            "boot": {k: boot.get(k) for k in ("kernel_id", "ramdisk_id", "append")}
+            if boot.get("kernel_id") else None}
+
+
 async def prepare_incoming(drv: QemuDriver, spec: GuestSpec, *, live: bool,
-                           block_migration: bool | None,
-                           image: ImageSource | None = None) -> MigrationTarget:
+                           block_migration: bool | None, image: ImageSource | None = None,
+                           source: dict[str, Any] | None = None) -> MigrationTarget:
     """Shared storage is when the guest's directory, owned by a host, is already
     here; ``block_migration`` None picks the mode from that, True/False insist
-    (and fail first, as Nova's pre-checks do, when the storage says otherwise)."""
+    (and fail first, as Nova's pre-checks do, when the storage says otherwise).
+    SOURCE is :func:`describe_source` from the source host (without it: the
+    spec's image, booted the way that image says)."""
     uuid = spec.uuid
     d = drv.dir(uuid)
     shared = (d / "disk.qcow2").exists() and (drv.record(uuid) or {}).get("host") is not None
@@ -178,7 +107,8 @@ async def prepare_incoming(drv: QemuDriver, spec: GuestSpec, *, live: bool,
                           f"({drv.instances} does not hold the disk of {uuid}): live "
                           "migration without block migration needs shared storage")
     try:
-        return await _prepare(drv, spec, live=live, shared=shared, image=image)
+        return await _prepare(drv, spec, live=live, shared=shared, image=image,
+                              source=source)
     except BaseException:
         if not shared:
             await abort_incoming(drv, uuid)
@@ -186,24 +116,28 @@ async def prepare_incoming(drv: QemuDriver, spec: GuestSpec, *, live: bool,
 
 
 async def _prepare(drv: QemuDriver, spec: GuestSpec, *, live: bool, shared: bool,
-                   image: ImageSource | None) -> MigrationTarget:
+                   image: ImageSource | None,
+                   source: dict[str, Any] | None) -> MigrationTarget:
     uuid = spec.uuid
     d = drv.dir(uuid)
     extra: dict[str, str] = {"mode": "shared" if shared else ("block" if live else "copy"),
                              "dir": str(d)}
     if not shared:
-        if spec.image_id and image is not None:
+        base_id = source.get("image_id") if source else spec.image_id
+        if base_id and image is not None:
             try:  # the guest's base image here too: only its overlay has to move
-                await drv.bases.ensure(spec.image_id, image)
-            except DriverError as exc:
+                await drv.bases.ensure(base_id, image)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unshelved guest's snapshot, deleted
                 log.warning("guest %s: image %s not cached on %s, copying the whole disk: "
-                            "%s", uuid, spec.image_id, drv.host, exc)
+                            "%s", uuid, base_id, drv.host, exc)
+        boot = await _fetch_boot(drv, spec, image, source)
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-        rec = drv.new_record(spec) | {"host": None, "incoming": True}
-        base = drv.bases.path(spec.image_id) if spec.image_id else None
+        rec = drv.new_record(spec) | {"host": None, "incoming": True, "image_id": base_id}
+        rec["boot"] = await asyncio.to_thread(disks.place_boot, boot, d)
+        base = drv.bases.path(base_id) if base_id else None
         if base is not None and base.exists():
-            extra["base"] = str(base)
+            extra.update(base=str(base), base_image=base.name)
         if drv.wants_config_drive(spec):
             await asyncio.to_thread(disks.make_config_drive, d / "config.img", spec)
         drv.save(uuid, rec)
@@ -240,8 +174,30 @@ async def _prepare(drv: QemuDriver, spec: GuestSpec, *, live: bool, shared: bool
                            block_migration=not shared, extra=extra)
 
 
+async def _fetch_boot(drv: QemuDriver, spec: GuestSpec, image: ImageSource | None,
+                      source: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The kernel and ramdisk the guest boots, cached here, so the incoming QEMU (and
+    any later start) boots as on the source. None when it boots from its disk, or
+    when they cannot be fetched: the source then hands its own files over."""
+    if image is None:
+        return None
+    try:
+        if source:
+            return await disks.fetch_kernel(drv.bases, source.get("boot") or {},
+                                            source.get("image_id") or spec.image_id or "",
+                                            image)
+        if spec.image_id:
+            record = await disks.image_record(image, spec.image_id)
+            return await disks.fetch_boot(drv.bases, spec.image_id, record, image)
+    except DriverError as exc:
+        log.warning("guest %s: its kernel is not fetched on %s (the source hands its copy "
+                    "over): %s", spec.uuid, drv.host, exc)
+    return None
+
+
 async def finish_incoming(drv: QemuDriver, spec: GuestSpec, target: MigrationTarget, *,
-                          power_on: bool) -> None:
+                          power_on: bool, paused: bool = False) -> None:
+    """PAUSED: the guest was paused on the source (live) and stays so here."""
     uuid = spec.uuid
     rec = drv.record(uuid)
     if rec is None:
@@ -250,13 +206,15 @@ async def finish_incoming(drv: QemuDriver, spec: GuestSpec, target: MigrationTar
     if target.uri.startswith("tcp:"):
         if guest is None:
             raise DriverError(f"the incoming QEMU of {uuid} on {drv.host} is gone")
-        await wait_incoming(drv, guest)
+        await jobs.wait_incoming(drv, guest)
         if target.extra.get("mode") == "block":
             # Started with -S: the source's mirror has flushed its last writes into
             # our disk by now (migrate_out returned); only then may the guest run.
             await drv.qmp(guest, "nbd-server-stop")
-            if power_on:
+            if power_on and not paused:
                 await drv.qmp(guest, "cont")
+        elif paused and await drv._status(guest) == "running":
+            await drv.qmp(guest, "stop")  # QEMU keeps the source's paused state; be sure
     rec.update(host=drv.host, incoming=False, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
                root_gb=spec.root_gb)
     rec.pop("incoming", None)
@@ -289,6 +247,11 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
     mode = target.extra.get("mode", "")
     guest = drv._proc(uuid)
     stats = None
+    if target.extra.get("base") and target.extra.get("base_image") != await asyncio.to_thread(
+            disks.backing_image, drv.bases, drv.dir(uuid) / "disk.qcow2"):
+        # The destination's base is not the one our overlay sits on (prepared without
+        # describe_source, it took the server's image): send the whole disk instead.
+        target = replace(target, extra={**target.extra, "base": "", "sync": "full"})
     if live:
         if guest is None:
             raise DriverError("live migration needs a running or paused guest")
@@ -297,9 +260,11 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
         async with drv.lock(uuid):
             await drv._stop_process(uuid, guest)
             if mode == "copy":
-                await asyncio.to_thread(_copy_disks, drv.dir(uuid), Path(target.extra["dir"]),
-                                        target.extra.get("base"))
-            await asyncio.to_thread(_keep_for_revert, drv, uuid, rec, moved=mode != "shared")
+                await asyncio.to_thread(qemu_resize.copy_disks, drv.dir(uuid),
+                                        Path(target.extra["dir"]),
+                                        target.extra.get("base") or None)
+            await asyncio.to_thread(qemu_resize.keep_for_revert, drv, uuid, rec,
+                                    moved=mode != "shared")
     if mode == "shared":
         shutil.rmtree(drv.run_dir(uuid), ignore_errors=True)
         if live:
@@ -313,72 +278,10 @@ async def migrate_out(drv: QemuDriver, uuid: str, target: MigrationTarget, *,
     return stats
 
 
-# --- cold migration/resize: the source's copy until confirm or revert -------------------
-
-def kept_dir(drv: QemuDriver, uuid: str) -> Path:
-    return drv.instances / f"{uuid}_resize"
-
-
-def _keep_for_revert(drv: QemuDriver, uuid: str, rec: dict[str, Any], *, moved: bool) -> None:
-    """Keep the stopped guest's files as ``<uuid>_resize`` (Nova's name) until the
-    user confirms or reverts. Copied to another instances directory, the files
-    are simply renamed; when the destination works on the same files (shared
-    storage, or a resize on this host) the overlay is copied before it grows.
-    The kept record has no ``host``, so nothing lists it as a guest."""
-    kept = kept_dir(drv, uuid)
-    shutil.rmtree(kept, ignore_errors=True)
-    if moved:
-        os.replace(drv.dir(uuid), kept)
-    else:
-        shutil.copytree(drv.dir(uuid), kept, ignore=shutil.ignore_patterns("run-*", "*.tmp"))
-    for run in kept.glob("run-*"):
-        shutil.rmtree(run, ignore_errors=True)
-    (kept / "guest.json").write_text(json.dumps(
-        {**rec, "host": None, "suspended": False, "resize_source": drv.host}, indent=1) + "\n")
-
-
-async def confirm(drv: QemuDriver, uuid: str) -> None:
-    kept = kept_dir(drv, uuid)
-    if kept.exists() and _kept_source(kept) in (drv.host, None):
-        await asyncio.to_thread(shutil.rmtree, kept, True)
-
-
-async def revert(drv: QemuDriver, spec: GuestSpec, *, power_on: bool) -> None:
-    """Put the kept files back in place (the destination destroyed its copy first)
-    and start the guest with the old flavor: its disk is the original, size and all."""
-    uuid = spec.uuid
-    kept = kept_dir(drv, uuid)
-    if not kept.exists() or _kept_source(kept) != drv.host:
-        raise DriverError(f"no copy of guest {uuid} kept on {drv.host} to revert to")
-    async with drv.lock(uuid):
-        current = drv.record(uuid)
-        if current is not None and current.get("host") not in (None, drv.host):
-            raise DriverError(f"guest {uuid} still belongs to {current['host']}; destroy it "
-                              "there before reverting")
-        if drv._proc(uuid) is not None:
-            await drv._stop_process(uuid, drv._proc(uuid))
-        shutil.rmtree(drv.dir(uuid), ignore_errors=True)
-        os.replace(kept, drv.dir(uuid))
-        rec = drv.record(uuid) or {}
-        rec.pop("resize_source", None)
-        rec.update(host=drv.host, vcpus=spec.vcpus, memory_mb=spec.memory_mb,
-                   root_gb=spec.root_gb, suspended=False)
-        drv.save(uuid, rec)
-        if power_on:
-            await drv._start(uuid, rec)
-
-
-def _kept_source(kept: Path) -> str | None:
-    try:
-        return json.loads((kept / "guest.json").read_text()).get("resize_source")
-    except (OSError, ValueError):
-        return None
-
-
 async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
                 target: MigrationTarget) -> MigrationStats:
     mode = target.extra.get("mode")
-    run = drv.migrating[uuid] = LiveRun(guest)
+    run = drv.migrating[uuid] = jobs.LiveRun(guest)
     info: dict[str, Any] = {}
     disk: int | None = None
     t0 = time.monotonic()
@@ -388,10 +291,11 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
             if mode == "block":
                 await drv.qmp(guest, "drive-mirror", device="disk0",
                               target=target.extra["nbd"], format="raw", mode="existing",
-                              sync=target.extra.get("sync", "full"), **{"job-id": MIRROR_JOB},
+                              sync=target.extra.get("sync", "full"),
+                              **{"job-id": MIRROR_JOB, "auto-dismiss": False},
                               **({} if run.forced else speed))
                 try:
-                    await _wait_job(drv, guest, MIRROR_JOB, ready=True)
+                    await jobs.wait_job(drv, guest, MIRROR_JOB, ready=True)
                 except DriverError:
                     await _cancel(drv, guest, MIRROR_JOB)
                     raise
@@ -401,14 +305,20 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
             try:
                 if run.aborted:
                     raise MigrationAborted(f"live migration of {guest.spec.name} was aborted")
-                info = await migrate(drv, guest, target.uri, run=run,
+                info = await jobs.migrate(drv, guest, target.uri, run=run,
                                      bandwidth=drv.migration_bandwidth)
             except DriverError:
                 if mode == "block":
                     await _cancel(drv, guest, MIRROR_JOB)
                 raise
             if mode == "block":  # the guest is stopped: let the mirror write what is left
-                await _cancel(drv, guest, MIRROR_JOB, flush=True)
+                try:
+                    await _cancel(drv, guest, MIRROR_JOB, flush=True)
+                except DriverError:
+                    # The destination's disk misses writes: it must never run. The
+                    # guest runs on here (cont takes its disk back from QEMU's hand-over).
+                    await drv.qmp(guest, "cont")
+                    raise
             ram = info.get("ram", {})
             drv.last_migration[uuid] = {
                 "mode": mode, "total_ms": info.get("total-time"),
@@ -436,8 +346,8 @@ async def progress(drv: QemuDriver, uuid: str) -> MigrationStats | None:
     run = drv.migrating.get(uuid)
     if run is None:
         return None
-    jobs = {j["device"]: j for j in await drv.qmp(run.guest, "query-block-jobs")}
-    mirror = jobs.get(MIRROR_JOB)
+    running = {j["device"]: j for j in await drv.qmp(run.guest, "query-block-jobs")}
+    mirror = running.get(MIRROR_JOB)
     ram = (await drv.qmp(run.guest, "query-migrate")).get("ram", {})
     disk: dict[str, int | None] = {}
     if mirror is not None:
@@ -456,11 +366,12 @@ async def force_complete(drv: QemuDriver, uuid: str) -> None:
     if run is None:
         raise DriverError(f"no live migration of {uuid} runs on {drv.host}")
     run.forced = True
-    jobs = {j["device"] for j in await drv.qmp(run.guest, "query-block-jobs")}
-    if MIRROR_JOB in jobs:
+    running = {j["device"] for j in await drv.qmp(run.guest, "query-block-jobs")}
+    if MIRROR_JOB in running:
         await drv.qmp(run.guest, "block-job-set-speed", device=MIRROR_JOB, speed=0)
     await drv.qmp(run.guest, "migrate-set-parameters",
-                  **{"downtime-limit": FORCED_DOWNTIME_MS, "max-bandwidth": MAX_BANDWIDTH})
+                  **{"downtime-limit": jobs.FORCED_DOWNTIME_MS,
+                     "max-bandwidth": jobs.MAX_BANDWIDTH})
 
 
 async def abort(drv: QemuDriver, uuid: str) -> None:
@@ -468,36 +379,29 @@ async def abort(drv: QemuDriver, uuid: str) -> None:
     if run is None:
         raise DriverError(f"no live migration of {uuid} runs on {drv.host}")
     run.aborted = True
-    jobs = {j["device"] for j in await drv.qmp(run.guest, "query-block-jobs")}
-    if MIRROR_JOB in jobs:
+    running = {j["device"] for j in await drv.qmp(run.guest, "query-block-jobs")}
+    if MIRROR_JOB in running:
         await drv.qmp(run.guest, "block-job-cancel", device=MIRROR_JOB, force=True)
     await drv.qmp(run.guest, "migrate_cancel")
 
 
 async def _cancel(drv: QemuDriver, guest: gq.Guest, job: str, *, flush: bool = False) -> None:
-    """End JOB. FLUSH (a ready mirror, after a migration): write the remaining dirty
-    blocks to the target first, which a forced cancel would drop."""
+    """End JOB (started with auto-dismiss off, so how it ended can be read). FLUSH (a
+    ready mirror, after a migration): write the remaining dirty blocks to the target
+    first, which a forced cancel would drop, and fail unless every one was written."""
     try:
         await drv.qmp(guest, "block-job-cancel", device=job, force=not flush)
-        await _wait_job(drv, guest, job, ready=False, timeout=120 if flush else 30)
+    except DriverError:
+        pass  # ending already (an abort cancelled it, or it failed): read how below
+    try:
+        await jobs.wait_job(drv, guest, job, ready=False, timeout=120 if flush else 30)
+        ended = {j["id"]: j for j in await drv.qmp(guest, "query-jobs")}.get(job)
+        if ended is not None:
+            await drv.qmp(guest, "job-dismiss", id=job)
     except DriverError:
         if flush:
             raise
-
-
-def _copy_disks(source: Path, dest: Path, dest_base: str | None) -> None:
-    if not dest.is_dir():
-        raise DriverError(f"cold migration without shared storage copies into {dest}, which "
-                          "is not reachable from this host")
-    overlay = source / "disk.qcow2"
-    tmp = dest / "disk.qcow2.part"
-    if dest_base:
-        shutil.copyfile(overlay, tmp)
-        fmt = disks.image_info(Path(dest_base))["format"]
-        disks.qemu_img("rebase", "-u", "-F", fmt, "-b", dest_base, tmp)
-    else:
-        disks.qemu_img("convert", "-O", "qcow2", overlay, tmp)
-    tmp.replace(dest / "disk.qcow2")
-    if (source / "config.img").exists():
-        shutil.copyfile(source / "config.img", dest / "config.img")
-    disks.hand_over_boot(source, dest)
+        return
+    if flush and ended is not None and ended.get("error"):
+        raise DriverError(f"the disk mirror of {guest.spec.name} failed to write its last "
+                          f"blocks: {ended['error']}")
