@@ -163,6 +163,9 @@ class ComputeSettings(_Section):
     power_sync_interval: float = Field(60.0, gt=0)
     # Every guest gets a config drive (Nova's force_config_drive).
     force_config_drive: bool = False
+    # Seconds the conductor waits for a host's long steps: a spawn (which may fetch a
+    # large image), preparing a migration target, moving a guest (Nova's long_rpc_timeout).
+    long_rpc_timeout: float = Field(1800.0, gt=0)
     # How often a running live migration's progress is copied to its migration record.
     migration_progress_interval: float = Field(1.0, gt=0)
     # Where the QEMU driver keeps guests (Nova's instances_path), relative to the data

@@ -54,12 +54,19 @@ class ConductorAPI:
 class AgentAPI:
     """Calls to the agent of one host. ``call`` waits (conductor flows); ``cast`` doesn't."""
 
-    def __init__(self, bus: Bus, timeout: float | None = None) -> None:
+    def __init__(self, bus: Bus, timeout: float | None = None,
+                 long_timeout: float | None = None) -> None:
         self.bus = bus
         self.timeout = timeout
+        self.long_timeout = long_timeout or timeout
 
     async def call(self, host: str, method: str, **kwargs: Any) -> Any:
         return await self.bus.call(Target(AGENT, host), method, timeout=self.timeout, **kwargs)
+
+    async def long_call(self, host: str, method: str, **kwargs: Any) -> Any:
+        """A call whose work takes as long as it takes (image fetch, guest move)."""
+        return await self.bus.call(Target(AGENT, host), method, timeout=self.long_timeout,
+                                   **kwargs)
 
     async def cast(self, host: str, method: str, **kwargs: Any) -> None:
         await self.bus.cast(Target(AGENT, host), method, **kwargs)

@@ -159,3 +159,17 @@ async def test_abort_before_it_runs_needs_2_65_and_cancels_it(two_hosts: Cloud) 
         assert done["OS-EXT-SRV-ATTR:host"] == source
         migs = (await c.get(f"/os-migrations?instance_uuid={s['id']}")).json()["migrations"]
         assert migs[0]["status"] == "cancelled"
+
+
+async def test_a_migration_outlasting_the_rpc_timeout_still_completes(two_hosts: Cloud) -> None:
+    """Moving a guest takes as long as it takes: the conductor waits for it with the
+    long timeout (long_rpc_timeout), not the one for quick calls."""
+    cloud = two_hosts
+    conductor = cloud.runtime.services["conductor"].manager  # type: ignore[attr-defined]
+    conductor.agents.timeout = 0.3  # quick calls now give up after 0.3 s
+    async with cloud.client("admin-p1") as c:
+        s, _ = await _running_migration(cloud, c, 1.5)
+        done = await cloud.wait(c, s["id"], "ACTIVE")
+        assert done["OS-EXT-SRV-ATTR:host"] != s["OS-EXT-SRV-ATTR:host"]
+        migs = (await c.get("/os-migrations", params={"instance_uuid": s["id"]})).json()
+        assert [m["status"] for m in migs["migrations"]] == ["completed"]

@@ -51,7 +51,7 @@ class ConductorManager:
         self.settings = settings
         self.store = InstanceStore(db)
         self.scheduler = SchedulerAPI(bus)
-        self.agents = AgentAPI(bus)
+        self.agents = AgentAPI(bus, long_timeout=settings.long_rpc_timeout)
 
     async def _notify(self, uuid: str, event: str, **extra: Any) -> None:
         inst = await self.store.get(uuid, deleted=True)
@@ -131,7 +131,7 @@ class ConductorManager:
                 uuid, inst.task_state, T.SPAWNING, host=host, node=node,
                 availability_zone=inst.availability_zone or await self._zone_of(host)):
             raise RuntimeError(f"instance {uuid} changed while being built")
-        power = await self.agents.call(host, "spawn", uuid=uuid, request_id=request_id,
+        power = await self.agents.long_call(host, "spawn", uuid=uuid, request_id=request_id,
                                        token=token)
         t = transition(Action.CREATE)
         await self.store.finish(inst, t, started_from=VmState.BUILDING,

@@ -112,9 +112,9 @@ async def cold_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
         await c.store.advance(uuid, T.RESIZE_PREP, T.RESIZE_MIGRATING)
         await c._set_migration(migration_uuid, status="migrating")
         described = await c.agents.call(source, "migration_source", uuid=uuid)
-        state["target"] = await c.agents.call(state["pick"]["host"], "prepare_incoming",
-                                              uuid=uuid, flavor=flavor, live=False,
-                                              block_migration=True, source=described)
+        state["target"] = await c.agents.long_call(state["pick"]["host"], "prepare_incoming",
+                                                   uuid=uuid, flavor=flavor, live=False,
+                                                   block_migration=True, source=described)
 
     async def abort() -> None:
         await c.agents.call(state["pick"]["host"], "abort_incoming", uuid=uuid)
@@ -122,7 +122,8 @@ async def cold_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
     async def move_guest() -> None:
         if started_from == VmState.ACTIVE:
             await c.agents.call(source, "power_off", uuid=uuid)
-        await c.agents.call(source, "migrate_out", uuid=uuid, dest=state["target"], live=False)
+        await c.agents.long_call(source, "migrate_out", uuid=uuid, dest=state["target"],
+                                 live=False)
         state["moved"] = True
         await c.store.advance(uuid, T.RESIZE_MIGRATING, T.RESIZE_MIGRATED)
         await c._set_migration(migration_uuid, status="post-migrating")
@@ -131,7 +132,7 @@ async def cold_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
         dest = state["pick"]
         await c.store.advance(uuid, T.RESIZE_MIGRATED, T.RESIZE_FINISH, host=dest["host"],
                               node=dest["node"])
-        state["power"] = await c.agents.call(
+        state["power"] = await c.agents.long_call(
             dest["host"], "finish_incoming", uuid=uuid, dest=state["target"], flavor=flavor,
             power_on=started_from == VmState.ACTIVE)
 
@@ -194,8 +195,8 @@ async def revert(c: ConductorManager, uuid: str, request_id: str, migration_uuid
     try:
         # The source kept its copy (disk at the old size): drop the new one, run that.
         await c.agents.call(dest, "destroy", uuid=uuid)
-        power = await c.agents.call(source, "revert_migration", uuid=uuid, flavor=old,
-                                    power_on=prior == VmState.ACTIVE)
+        power = await c.agents.long_call(source, "revert_migration", uuid=uuid, flavor=old,
+                                         power_on=prior == VmState.ACTIVE)
         await c.scheduler.release(uuid, dest)
         await c.scheduler.move(migration_uuid, uuid)
     except Exception as exc:  # noqa: BLE001
@@ -244,22 +245,22 @@ async def live_migrate(c: ConductorManager, uuid: str, request_id: str, migratio
 
     async def prepare() -> None:
         described = await c.agents.call(source, "migration_source", uuid=uuid)
-        state["target"] = await c.agents.call(state["pick"]["host"], "prepare_incoming",
-                                              uuid=uuid, flavor=inst.flavor, live=True,
-                                              block_migration=block_migration, token=token,
-                                              source=described)
+        state["target"] = await c.agents.long_call(state["pick"]["host"], "prepare_incoming",
+                                                   uuid=uuid, flavor=inst.flavor, live=True,
+                                                   block_migration=block_migration, token=token,
+                                                   source=described)
 
     async def migrate() -> None:
         await c._set_migration(migration_uuid, status="running")
-        stats = await c.agents.call(source, "migrate_out", uuid=uuid, dest=state["target"],
-                                    live=True, migration_uuid=migration_uuid)
+        stats = await c.agents.long_call(source, "migrate_out", uuid=uuid,
+                                         dest=state["target"], live=True,
+                                         migration_uuid=migration_uuid)
         await c._set_migration(migration_uuid, **(stats or {}))
 
     async def finish() -> None:
-        state["power"] = await c.agents.call(state["pick"]["host"], "finish_incoming", uuid=uuid,
-                                             dest=state["target"], flavor=inst.flavor,
-                                             power_on=True,
-                                             paused=started_from == VmState.PAUSED)
+        state["power"] = await c.agents.long_call(
+            state["pick"]["host"], "finish_incoming", uuid=uuid, dest=state["target"],
+            flavor=inst.flavor, power_on=True, paused=started_from == VmState.PAUSED)
 
     flow = Flow("live-migration")
     flow.step("hand source allocation to the migration",
@@ -306,9 +307,9 @@ async def evacuate(c: ConductorManager, uuid: str, request_id: str, migration_uu
     async def rebuild() -> None:
         await c.store.advance(uuid, T.REBUILDING, T.REBUILD_BLOCK_DEVICE_MAPPING)
         await c.store.advance(uuid, T.REBUILD_BLOCK_DEVICE_MAPPING, T.REBUILD_SPAWNING)
-        state["power"] = await c.agents.call(state["pick"]["host"], "spawn", uuid=uuid,
-                                             request_id=request_id, token=token,
-                                             power_on=started_from != VmState.STOPPED)
+        state["power"] = await c.agents.long_call(state["pick"]["host"], "spawn", uuid=uuid,
+                                                  request_id=request_id, token=token,
+                                                  power_on=started_from != VmState.STOPPED)
 
     flow = Flow("evacuate")
     flow.step("hand source allocation to the migration",
@@ -346,8 +347,8 @@ async def unshelve(c: ConductorManager, uuid: str, request_id: str, spec: dict[s
             try:
                 await c.store.advance(uuid, T.UNSHELVING, T.SPAWNING, host=pick["host"],
                                       node=pick["node"])
-                await c.agents.call(pick["host"], "spawn", uuid=uuid, request_id=request_id,
-                                    token=token)
+                await c.agents.long_call(pick["host"], "spawn", uuid=uuid, request_id=request_id,
+                                         token=token)
             except Exception:
                 await c.scheduler.release(uuid, pick["host"])
                 await c.store.update(uuid, host=None, node=None)
