@@ -27,8 +27,7 @@ from starlette.types import ASGIApp
 from stratus.api.context import TokenValidator
 from stratus.api.metrics import Metrics
 from stratus.bus import Bus, connect
-from stratus.db import Database
-from stratus.db import migrate
+from stratus.db import Database, migrate
 from stratus.settings import API_SERVICES, Settings
 
 log = logging.getLogger("stratus.runtime")

@@ -7,7 +7,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
@@ -206,13 +205,13 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"  {'':12} fix: {check.fix}")
 
 
+# The service command groups, imported last (after `cli` exists).
+from stratus.guest.cli import build as _guest_build  # noqa: E402
 from stratus.identity.cli import identity as _identity_group  # noqa: E402
+from stratus.image.cli import image as _image_group  # noqa: E402
 
 cli.add_command(_identity_group)
-from stratus.image.cli import image as _image_group  # noqa: E402
 cli.add_command(_image_group)
-from stratus.guest.cli import build as _guest_build
-
 _image_group.add_command(_guest_build)
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from tests.support.cloud import ADMIN_PASSWORD, CloudProcess
+
 # Shared CLI helpers; re-exported for the identity tests that import them from here.
 from tests.support.openstack import json_docs, openstack, unique  # noqa: F401
-
 
 
 @dataclass

@@ -113,7 +113,7 @@ async def test_live_migration_progress_force_complete_and_abort() -> None:
 
     from stratus.compute.virt.driver import MigrationAborted, MigrationTarget
 
-    src, dst = FakeDriver("lm-src", latency={"migrate": 30}), FakeDriver("lm-dst")
+    src, _dst = FakeDriver("lm-src", latency={"migrate": 30}), FakeDriver("lm-dst")
     await src.spawn(SPEC, None)
     target = MigrationTarget(host="lm-dst", uri="fake://lm-dst")
     moving = asyncio.create_task(src.migrate_out("u1", target, live=True))
