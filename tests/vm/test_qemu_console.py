@@ -110,7 +110,8 @@ def test_the_novnc_page_is_served(cloud: QemuCloud) -> None:
     page = httpx.get(f"{base}/vnc_lite.html", timeout=30)
     if not Path("/usr/share/novnc/vnc_lite.html").exists():
         assert page.status_code == 404 and "apt-get install novnc" in page.text
-        pytest.skip("Debian's novnc package is not installed")
+        pytest.skip("Debian's novnc package is not installed; scripts/install.sh installs it "
+                    "(apt-get install novnc), then this test runs")
     assert page.status_code == 200 and "noVNC" in page.text
     assert httpx.get(f"{base}/core/rfb.js", timeout=30).status_code == 200
 

@@ -259,7 +259,8 @@ def test_the_proxy_serves_the_novnc_page(cloud: CloudProcess) -> None:
     resp = httpx.get(f"http://127.0.0.1:{cloud.ports['novncproxy']}/vnc_lite.html")
     if resp.status_code == 404:
         assert "apt-get install novnc" in resp.text
-        pytest.skip("Debian's novnc package is not installed here")
+        pytest.skip("Debian's novnc package is not installed here; scripts/install.sh "
+                    "installs it (apt-get install novnc), then this test runs")
     assert resp.status_code == 200 and "noVNC" in resp.text
     core = httpx.get(f"http://127.0.0.1:{cloud.ports['novncproxy']}/core/rfb.js")
     assert core.status_code == 200

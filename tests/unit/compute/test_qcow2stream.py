@@ -11,7 +11,9 @@ import pytest
 from stratus.compute.virt import qcow2stream
 from stratus.compute.virt.qcow2stream import StreamError, stream_qcow2
 
-pytestmark = pytest.mark.skipif(not shutil.which("qemu-io"), reason="needs qemu-utils")
+pytestmark = pytest.mark.skipif(
+    not shutil.which("qemu-io"),
+    reason="needs qemu-io from qemu-utils; scripts/install.sh installs it, then these run")
 
 
 def _qemu(*args: str) -> str:

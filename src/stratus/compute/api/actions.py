@@ -11,48 +11,35 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 
-from stratus.compute import quotas
-from stratus.compute.api import consoles, floatingips, legacy, secgroups
+from stratus.compute.api import consoles, floatingips, legacy, moves, secgroups
 from stratus.compute.api.common import (
     Call,
     Deps,
     accepted,
+    begin_action,
     disk_config,
     ok,
-    require_bool,
     require_int,
     require_str,
 )
-from stratus.compute.api.servers import context_for, delete_instance, find_flavor, find_image
+from stratus.compute.api.moves import check_host, request_spec
+from stratus.compute.api.servers import context_for, delete_instance, find_image
 from stratus.compute.api.views import server
-from stratus.compute.flavors import snapshot as flavor_snapshot
 from stratus.compute.images import inherited_properties
 from stratus.compute.lifecycle import Action
-from stratus.compute.models import Instance, Migration
-from stratus.compute.servicegroup import compute_service, is_up
+from stratus.compute.models import Instance
 from stratus.compute.states import VmState
 from stratus.errors import BadRequest, Conflict, NotFound
 
 Handler = Callable[[Call, Instance, Any], Awaitable[Response]]
 
 
-async def _begin(call: Call, inst: Instance, action: Action, label: str | None = None,
-                 **extra: Any) -> Instance:
-    """Claim ``action`` (``extra`` = columns set in the same guarded write) and record it."""
-    call.check_lock(inst, label or action.value)
-    claimed = await call.deps.store.begin(inst.uuid, action, extra=extra)
-    await call.deps.store.record_action(inst.uuid, label or action.value, call.request_id,
-                                        call.project_id, call.ctx.user_id)
-    return claimed
-
-
 async def _to_agent(call: Call, inst: Instance, action: Action, method: str,
                     name: str | None = None, **kwargs: Any) -> Response:
-    await _begin(call, inst, action, name)
+    await begin_action(call, inst, action, name)
     await call.deps.agents.cast(inst.host or "", method, uuid=inst.uuid,
                                 request_id=call.request_id, **kwargs)
     return accepted()
@@ -111,7 +98,7 @@ async def create_image(call: Call, inst: Instance, body: Any) -> Response:
     from stratus.compute.api.common import check_metadata
 
     meta = check_metadata(body.get("metadata", {}))
-    await _begin(call, inst, Action.SNAPSHOT, "createImage")
+    await begin_action(call, inst, Action.SNAPSHOT, "createImage")
     try:
         image = await call.deps.images.create(call.ctx.token, {
             **await _inherited(call, inst),
@@ -154,7 +141,7 @@ async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
     name = require_str(body, "name")
     backup_type = require_str(body, "backup_type")
     rotation = require_int(body.get("rotation"), "rotation", 0)
-    await _begin(call, inst, Action.BACKUP, "createBackup")
+    await begin_action(call, inst, Action.BACKUP, "createBackup")
     try:
         image = await call.deps.images.create(call.ctx.token, {
             **await _inherited(call, inst),
@@ -174,157 +161,8 @@ async def create_backup(call: Call, inst: Instance, body: Any) -> Response:
     return Response(status_code=202, headers=headers)
 
 
-async def resize(call: Call, inst: Instance, body: Any) -> Response:
-    if not isinstance(body, dict) or "flavorRef" not in body:
-        raise BadRequest("resize needs 'flavorRef'.")
-    flavor = await find_flavor(call, body["flavorRef"])
-    if flavor.flavorid == inst.flavor.get("flavorid"):
-        raise BadRequest("When resizing, instances must change flavor.")
-    if flavor.root_gb < int(inst.flavor["disk"]):
-        raise BadRequest("Resize to a flavor with a smaller root disk is not allowed.")
-    new = flavor_snapshot(flavor)
-    if (auto_disk := disk_config(body)) is not None:
-        await call.deps.store.update(inst.uuid, auto_disk_config=auto_disk)
-    return await _migrate(call, inst, Action.RESIZE, "resize", new, None)
-
-
-async def _migrate(call: Call, inst: Instance, action: Action, kind: str,
-                   new_flavor: dict[str, Any] | None, host: str | None) -> Response:
-    deps = call.deps
-    deltas = {"cores": 0, "ram": 0}
-    if new_flavor:
-        deltas = {"cores": max(0, int(new_flavor["vcpus"]) - int(inst.flavor["vcpus"])),
-                  "ram": max(0, int(new_flavor["ram"]) - int(inst.flavor["ram"]))}
-    if any(deltas.values()):
-        await quotas.ensure_rows(deps.db, inst.project_id)
-        async with deps.db.session() as session:
-            hard = await quotas.limits(session, deps.settings.compute, inst.project_id)
-            await quotas.reserve(session, inst.project_id, deltas, hard)
-    try:
-        await _begin(call, inst, action, kind, prior_vm_state=inst.vm_state)
-    except Exception:
-        if any(deltas.values()):
-            async with deps.db.session() as session:
-                await quotas.release(session, inst.project_id, deltas)
-        raise
-    migration = await _new_migration(call, inst, "resize" if new_flavor else "migration",
-                                     new_flavor)
-    await deps.conductor.cast("migrate_server", uuid=inst.uuid, request_id=call.request_id,
-                              migration_uuid=migration, spec=_spec(inst),
-                              new_flavor=new_flavor, host=host)
-    return accepted()
-
-
-def _spec(inst: Instance) -> dict[str, Any]:
-    return {"project_id": inst.project_id, "availability_zone": inst.pinned_availability_zone,
-            "extra_specs": dict(inst.flavor.get("extra_specs") or {})}
-
-
-async def _new_migration(call: Call, inst: Instance, kind: str,
-                         new_flavor: dict[str, Any] | None, status: str = "pre-migrating"
-                         ) -> str:
-    mig = Migration(instance_uuid=inst.uuid, project_id=inst.project_id,
-                    user_id=call.ctx.user_id, migration_type=kind, status=status,
-                    source_compute=inst.host, source_node=inst.node,
-                    old_flavor_id=inst.flavor.get("id"),
-                    new_flavor_id=(new_flavor or inst.flavor).get("id"))
-    async with call.deps.db.session() as session:
-        session.add(mig)
-    return mig.uuid
-
-
-async def _finished_migration(call: Call, inst: Instance) -> str:
-    async with call.deps.db.session() as session:
-        mig = await session.scalar(select(Migration.uuid).where(
-            Migration.instance_uuid == inst.uuid, Migration.status == "finished"
-        ).order_by(Migration.id.desc()))
-    if mig is None:
-        raise BadRequest(f"Instance {inst.uuid} has no resize to confirm or revert.")
-    return mig
-
-
-async def confirm_resize(call: Call, inst: Instance, body: Any) -> Response:
-    if inst.vm_state != VmState.RESIZED:
-        raise Conflict(f"Cannot 'confirmResize' instance {inst.uuid} while it is in vm_state "
-                       f"{inst.vm_state}")
-    mig = await _finished_migration(call, inst)
-    await _begin(call, inst, Action.CONFIRM_RESIZE, "confirmResize")
-    await call.deps.conductor.cast("confirm_resize", uuid=inst.uuid,
-                                   request_id=call.request_id, migration_uuid=mig)
-    return ok(None, 204)
-
-
-async def revert_resize(call: Call, inst: Instance, body: Any) -> Response:
-    if inst.vm_state != VmState.RESIZED:
-        raise Conflict(f"Cannot 'revertResize' instance {inst.uuid} while it is in vm_state "
-                       f"{inst.vm_state}")
-    mig = await _finished_migration(call, inst)
-    await _begin(call, inst, Action.REVERT_RESIZE, "revertResize")
-    await call.deps.conductor.cast("revert_resize", uuid=inst.uuid,
-                                   request_id=call.request_id, migration_uuid=mig)
-    return accepted()
-
-
-async def migrate(call: Call, inst: Instance, body: Any) -> Response:
-    call.enforce("os_compute_api:servers:admin_action")
-    host = body.get("host") if isinstance(body, dict) else None
-    if host is not None and (call.version < "2.56" or not isinstance(host, str)):
-        raise BadRequest("'host' needs microversion 2.56 or later and must be a string.")
-    await _check_host(call, host)
-    return await _migrate(call, inst, Action.MIGRATE, "migrate", None, host)
-
-
-async def _check_host(call: Call, host: str | None) -> None:
-    if host is not None and await compute_service(call.deps.db, host) is None:
-        raise BadRequest(f"Compute host {host} could not be found.")
-
-
-async def live_migrate(call: Call, inst: Instance, body: Any) -> Response:
-    call.enforce("os_compute_api:servers:admin_action")
-    if not isinstance(body, dict) or "host" not in body:
-        raise BadRequest("os-migrateLive needs 'host' (null to let the scheduler choose).")
-    host = body.get("host")
-    if host is not None and not isinstance(host, str):
-        raise BadRequest("Invalid host.")
-    block = body.get("block_migration", "auto" if call.version >= "2.25" else False)
-    if block == "auto" and call.version >= "2.25":
-        block = None  # the destination decides: block unless it shares the storage
-    else:
-        block = require_bool(block, "block_migration")
-    await _check_host(call, host)
-    await _begin(call, inst, Action.LIVE_MIGRATE, "live-migration")
-    mig = await _new_migration(call, inst, "live-migration", None, status="queued")
-    await call.deps.conductor.cast("live_migrate", uuid=inst.uuid, request_id=call.request_id,
-                                   migration_uuid=mig, spec=_spec(inst), host=host,
-                                   block_migration=block, token=call.ctx.token)
-    return accepted()
-
-
-async def evacuate(call: Call, inst: Instance, body: Any) -> Response:
-    call.enforce("os_compute_api:servers:admin_action")
-    body = body if isinstance(body, dict) else {}
-    host = body.get("host")
-    if host is not None and not isinstance(host, str):
-        raise BadRequest("Invalid host.")
-    await _check_host(call, host)
-    svc = await compute_service(call.deps.db, inst.host or "")
-    if svc is not None and is_up(svc, call.deps.settings.compute.service_down_time):
-        raise Conflict(f"Compute service of {inst.host} is still in use; evacuate needs it "
-                       "down (stopped, or forced down).")
-    if host is not None and host == inst.host:
-        raise BadRequest("The target host is the instance's current host.")
-    await _begin(call, inst, Action.EVACUATE, "evacuate")
-    mig = await _new_migration(call, inst, "evacuation", None, status="accepted")
-    await call.deps.conductor.cast("evacuate", uuid=inst.uuid, request_id=call.request_id,
-                                   migration_uuid=mig, spec=_spec(inst), host=host,
-                                   token=call.ctx.token)
-    if call.version < "2.14":
-        return ok({"adminPass": body.get("adminPass") or secrets.token_urlsafe(9)})
-    return Response(status_code=200)
-
-
 async def shelve(call: Call, inst: Instance, body: Any) -> Response:
-    await _begin(call, inst, Action.SHELVE, "shelve")
+    await begin_action(call, inst, Action.SHELVE, "shelve")
     image_id = None
     try:
         image = await call.deps.images.create(call.ctx.token, {
@@ -353,12 +191,12 @@ async def unshelve(call: Call, inst: Instance, body: Any) -> Response:
     host = body.get("host")
     if host is not None:
         call.enforce("os_compute_api:servers:admin_action")
-        await _check_host(call, host)
+        await check_host(call, host)
     if (az is not None or host is not None) and inst.vm_state != VmState.SHELVED_OFFLOADED:
         raise Conflict(f"Cannot choose a destination for instance {inst.uuid} in vm_state "
                        f"{inst.vm_state}; only shelved_offloaded servers move.")
-    await _begin(call, inst, Action.UNSHELVE, "unshelve")
-    spec = {**_spec(inst), **({"availability_zone": az} if az else {})}
+    await begin_action(call, inst, Action.UNSHELVE, "unshelve")
+    spec = {**request_spec(inst), **({"availability_zone": az} if az else {})}
     await call.deps.conductor.cast("unshelve", uuid=inst.uuid, request_id=call.request_id,
                                    spec=spec, host=host, token=call.ctx.token)
     return accepted()
@@ -370,7 +208,7 @@ async def rescue(call: Call, inst: Instance, body: Any) -> Response:
     if body.get("rescue_image_ref"):
         image_id = (await find_image(call, body["rescue_image_ref"]))["id"]
     password = body.get("adminPass") or secrets.token_urlsafe(9)
-    await _begin(call, inst, Action.RESCUE, "rescue")
+    await begin_action(call, inst, Action.RESCUE, "rescue")
     await call.deps.agents.cast(inst.host or "", "rescue_instance", uuid=inst.uuid,
                                 request_id=call.request_id, token=call.ctx.token,
                                 image_id=image_id)
@@ -397,7 +235,7 @@ async def rebuild(call: Call, inst: Instance, body: Any) -> Response:
         values["user_data"] = body["user_data"]
     values["request_spec"] = {**(inst.request_spec or {}),
                               "image_meta": inherited_properties(image)}
-    await _begin(call, inst, Action.REBUILD, "rebuild", image_ref=image["id"], **values)
+    await begin_action(call, inst, Action.REBUILD, "rebuild", image_ref=image["id"], **values)
     await call.deps.agents.cast(inst.host or "", "rebuild_instance", uuid=inst.uuid,
                                 request_id=call.request_id, token=call.ctx.token,
                                 image_ref=image["id"])
@@ -477,12 +315,12 @@ ACTIONS: dict[str, tuple[Handler, str]] = {
     "unlock": (unlock, "2.1"),
     "createImage": (create_image, "2.1"),
     "createBackup": (create_backup, "2.1"),
-    "resize": (resize, "2.1"),
-    "confirmResize": (confirm_resize, "2.1"),
-    "revertResize": (revert_resize, "2.1"),
-    "migrate": (migrate, "2.1"),
-    "os-migrateLive": (live_migrate, "2.1"),
-    "evacuate": (evacuate, "2.1"),
+    "resize": (moves.resize, "2.1"),
+    "confirmResize": (moves.confirm_resize, "2.1"),
+    "revertResize": (moves.revert_resize, "2.1"),
+    "migrate": (moves.migrate, "2.1"),
+    "os-migrateLive": (moves.live_migrate, "2.1"),
+    "evacuate": (moves.evacuate, "2.1"),
     "shelve": (shelve, "2.1"),
     "shelveOffload": (shelve_offload, "2.1"),
     "unshelve": (unshelve, "2.1"),

@@ -17,6 +17,7 @@ from stratus.bus import Bus
 from stratus.compute.api.microversion import Version, version_of
 from stratus.compute.images import ImageAPI
 from stratus.compute.instances import InstanceStore
+from stratus.compute.lifecycle import Action
 from stratus.compute.models import Instance
 from stratus.compute.network import RestNetworkAPI
 from stratus.compute.rpc import AgentAPI, ConductorAPI
@@ -236,3 +237,13 @@ def disk_config(body: dict[str, Any], image: dict[str, Any] | None = None) -> bo
         raise BadRequest(f"Requested image {image.get('id')} has automatic disk resize "
                          "disabled.")
     return value == "AUTO"
+
+
+async def begin_action(call: Call, inst: Instance, action: Action, label: str | None = None,
+                       **extra: Any) -> Instance:
+    """Claim ``action`` (``extra`` = columns set in the same guarded write) and record it."""
+    call.check_lock(inst, label or action.value)
+    claimed = await call.deps.store.begin(inst.uuid, action, extra=extra)
+    await call.deps.store.record_action(inst.uuid, label or action.value, call.request_id,
+                                        call.project_id, call.ctx.user_id)
+    return claimed

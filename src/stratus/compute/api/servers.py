@@ -306,7 +306,8 @@ async def create(deps: Deps, request: Request) -> Response:
     first = instances[0]
     out: dict[str, Any] = {"id": first.uuid, "links": server(
         first, ServerContext(call.base, call.version, False), in_list=True)["links"],
-        "OS-DCF:diskConfig": "AUTO" if auto_disk else "MANUAL", "security_groups": [{"name": n} for n in sg_names]}
+        "OS-DCF:diskConfig": "AUTO" if auto_disk else "MANUAL",
+        "security_groups": [{"name": n} for n in sg_names]}
     out["adminPass"] = body.get("adminPass") or secrets.token_urlsafe(9)
     return ok({"server": out}, 202)
 
