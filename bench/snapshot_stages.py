@@ -164,10 +164,8 @@ async def collect(top: Path) -> list[bytes]:
 
 async def agent_path(top: Path, upload: Callable[[AsyncIterator[bytes]], Awaitable[None]],
                      ) -> None:
-    """The compute agent's _stream_snapshot, minus the instance bookkeeping."""
-    from stratus.compute.agent.manager import AgentManager
-
-    agent = AgentManager.__new__(AgentManager)
+    """The compute agent's stream_snapshot, minus the instance bookkeeping."""
+    from stratus.compute.agent.snapshots import stream_snapshot
 
     class Driver:
         async def snapshot(self, uuid: str, sink: Any) -> int:
@@ -177,13 +175,11 @@ async def agent_path(top: Path, upload: Callable[[AsyncIterator[bytes]], Awaitab
         async def upload(self, token: str, image_id: str, chunks: AsyncIterator[bytes]) -> None:
             await upload(chunks)
 
-    agent.driver = Driver()  # type: ignore[assignment]
-    agent.images = Images()  # type: ignore[assignment]
-
     async def progress(**_: Any) -> None:
         return None
 
-    await agent._stream_snapshot("uuid", "token", "image", progress)
+    await stream_snapshot(Driver(), Images(), "uuid", "token",  # type: ignore[arg-type]
+                          "image", progress)
 
 
 def free_port() -> int:

@@ -3,7 +3,9 @@
 Each method takes the caller's :class:`RequestContext`, checks visibility and
 policy, drives the repository and the store, and publishes notifications.
 Status changes are compare-and-swap transitions, so two requests racing on
-one image cannot both win (two uploads, upload vs delete...).
+one image cannot both win (two uploads, upload vs delete...). The data use
+cases (upload, stage, download) live in :mod:`stratus.image.data`; the
+methods of the same names here delegate to it.
 """
 
 from __future__ import annotations
@@ -12,16 +14,15 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterable
 from datetime import timedelta
-from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from stratus.api.context import RequestContext
 from stratus.bus import Bus
-from stratus.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota, StratusError
-from stratus.image import views
+from stratus.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota
+from stratus.image import data, views
+from stratus.image.data import STAGED_PREFIX, UPLOAD_PREFIX, Download
 from stratus.image.domain import (
     Change,
     Formats,
@@ -35,39 +36,16 @@ from stratus.image.domain import (
     new_image_id,
     parse_create,
 )
-from stratus.image.formats import inspect, virtual_size
 from stratus.image.listing import ListQuery
 from stratus.image.policy import ImagePolicy, can_see, owns, target
 from stratus.image.repo import ImageRepo, Member, Task, utcnow_aware
-from stratus.image.store import DataCorrupt, FileStore, StoredData, upload_tag
+from stratus.image.store import FileStore
 from stratus.image.usage import UsageLedger
 from stratus.settings import ImageSettings
 
 log = logging.getLogger("stratus.image")
 
 IMPORT_METHODS = ("glance-direct",)
-UPLOAD_PREFIX = "upload:"  # location while a write is in flight: upload:<host>.<pid>
-STAGED_PREFIX = "staged:"  # location of staged data: staged:file:///...
-# An upload of unknown length reserves quota in steps of at least this much,
-# so that a 2 GiB upload costs a few dozen quota updates, not thousands.
-RESERVE_STEP = 64 * 1024 * 1024
-
-
-class Reserver(Protocol):
-    async def __call__(self, needed: int, exact: bool = False) -> int: ...
-
-
-class ImageDataCorrupt(StratusError):
-    status = 500
-
-
-@dataclass(frozen=True)
-class Download:
-    image: Image
-    chunks: AsyncIterator[bytes]
-    start: int
-    end: int  # inclusive
-    partial: bool
 
 
 class ImageCore:
@@ -112,26 +90,6 @@ class ImageCore:
             raise Forbidden(f"You are not permitted to modify image {image_id}; it belongs to "
                             "another project.")
         return image
-
-    def _reserver(self, image: Image) -> Reserver:
-        """Book quota for an upload of ``image`` as its data arrives (see usage.py)."""
-        limit = self.settings.image_size_total_quota
-        held = 0
-
-        async def reserve(needed: int, exact: bool = False) -> int:
-            nonlocal held
-            if needed <= held:
-                return held
-            tries = (needed - held,) if exact else (max(needed - held, RESERVE_STEP),
-                                                    needed - held)
-            for more in dict.fromkeys(tries):
-                if await self.usage.reserve(image.id, image.owner, more, limit):
-                    held += more
-                    return held
-            raise OverQuota(f"Denying upload of image {image.id}: {needed} bytes exceed the "
-                            f"image storage quota of project {image.owner} ({limit} bytes).")
-
-        return reserve
 
     # -- images ---------------------------------------------------------------
     async def create(self, ctx: RequestContext, body: dict[str, Any]) -> Image:
@@ -230,88 +188,14 @@ class ImageCore:
         if not await self.repo.delete_tag(image.id, tag):
             raise NotFound(f"Tag {tag} not found on image {image_id}.")
 
-    # -- data -----------------------------------------------------------------
-    def _check_prefix(self, disk_format: str | None, prefix: bytes) -> None:
-        found = inspect(prefix)
-        if found.unsafe and disk_format in ("qcow2", None):
-            raise BadRequest(f"Image data rejected: {found.unsafe}.")
-
-    async def _begin_write(self, ctx: RequestContext, image_id: str, to: Status,
-                           content_length: int | None) -> tuple[Image, Reserver, str]:
-        image = await self.owned(ctx, image_id, "upload_image")
-        if image.disk_format is None or image.container_format is None:
-            raise BadRequest("Properties disk_format, container_format must be set prior to "
-                             "saving data.")
-        if image.status != Status.QUEUED:
-            raise Conflict(f"Image status transition from '{image.status}' to '{to}' is not "
-                           "allowed; data can only be uploaded to a queued image.")
-        tag = upload_tag()
-        if not await self.repo.transition(image.id, Status.QUEUED, status=to,
-                                          location=UPLOAD_PREFIX + tag):
-            raise Conflict(f"Image {image_id} is already receiving data.")
-        reserve = self._reserver(image)
-        if content_length:
-            # Refuse an upload that cannot fit before reading any of it.
-            try:
-                await reserve(content_length, exact=True)
-            except BaseException:
-                await asyncio.shield(self.repo.transition(
-                    image.id, to, status=Status.QUEUED, location=None, end_upload=True))
-                raise
-        return image, reserve, tag
-
-    async def _write(self, image: Image, chunks: AsyncIterable[bytes], area: str,
-                     reserve: Reserver, tag: str,
-                     status: Status) -> StoredData:
-        try:
-            return await self.store.add(image.id, chunks, area=area, reserve=reserve,
-                                        check_prefix=partial(self._check_prefix,
-                                                             image.disk_format), tag=tag)
-        except BaseException as exc:
-            await asyncio.shield(self.repo.transition(image.id, status, status=Status.QUEUED,
-                                                      location=None, end_upload=True))
-            log.info("upload of image %s did not complete: %r", image.id, exc)
-            raise
-
+    # -- data (see data.py) ---------------------------------------------------
     async def upload(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
                      content_length: int | None) -> Image:
-        image, reserve, tag = await self._begin_write(ctx, image_id, Status.SAVING,
-                                                      content_length)
-        await self.notify("image.prepare", image)
-        data = await self._write(image, chunks, "images", reserve, tag, Status.SAVING)
-        return await self._activate(image, data, Status.SAVING, data.location)
-
-    async def _activate(self, image: Image, data: StoredData, source: Status,
-                        location: str) -> Image:
-        vsize = virtual_size(image.disk_format, inspect(data.prefix), data.size)
-        ok = await self.repo.transition(
-            image.id, source, status=Status.ACTIVE, location=location, size=data.size,
-            checksum=data.checksum, os_hash_algo=data.hash_algo, os_hash_value=data.hash_value,
-            virtual_size=vsize, end_upload=True)
-        if not ok:
-            await self.store.delete(location)
-            raise Conflict(f"Image {image.id} was deleted or changed while its data was "
-                           "being written; the data was discarded.")
-        saved = await self.repo.get(image.id)
-        assert saved is not None
-        await self.notify("image.upload", saved)
-        await self.notify("image.activate", saved)
-        return saved
+        return await data.upload(self, ctx, image_id, chunks, content_length)
 
     async def stage(self, ctx: RequestContext, image_id: str, chunks: AsyncIterable[bytes],
                     content_length: int | None) -> None:
-        image, reserve, tag = await self._begin_write(ctx, image_id, Status.UPLOADING,
-                                                      content_length)
-        data = await self._write(image, chunks, "staging", reserve, tag, Status.UPLOADING)
-        # Keep the hashes computed while staging; import only moves the file.
-        ok = await self.repo.transition(
-            image.id, Status.UPLOADING, location=STAGED_PREFIX + data.location, size=data.size,
-            checksum=data.checksum, os_hash_algo=data.hash_algo, os_hash_value=data.hash_value,
-            virtual_size=virtual_size(image.disk_format, inspect(data.prefix), data.size),
-            end_upload=True)
-        if not ok:
-            await self.store.delete(data.location)
-            raise Conflict(f"Image {image_id} was deleted while its data was being staged.")
+        await data.stage(self, ctx, image_id, chunks, content_length)
 
     async def start_import(self, ctx: RequestContext, image_id: str, body: dict[str, Any],
                            request_id: str) -> None:
@@ -375,48 +259,7 @@ class ImageCore:
     async def download(self, ctx: RequestContext, image_id: str,
                        byte_range: tuple[int | None, int | None] | None) -> Download | None:
         """What to send for ``GET .../file``; None when the image has no data (204)."""
-        image = await self.visible(ctx, image_id)
-        self.policy.enforce("download_image", ctx, target(image))
-        if image.status == Status.DEACTIVATED and not self.policy.check(
-                "download_deactivated_image", ctx, target(image)):
-            raise Forbidden("The requested image has been deactivated. Image data download is "
-                            "forbidden.")
-        if not image.has_data or image.location is None:
-            return None
-        size = image.size or 0
-        try:
-            on_disk = await self.store.size_of(image.location)
-        except DataCorrupt as exc:
-            await self._corrupt(image, str(exc))
-        if on_disk != size:
-            await self._corrupt(image, f"the stored file has {on_disk} bytes, the image "
-                                       f"{size}")
-        start, end, is_partial = 0, size - 1, False
-        if byte_range is not None:
-            start, end = _resolve_range(byte_range, size)
-            is_partial = True
-        expect = (image.checksum if self.settings.verify_on_download and not is_partial
-                  else None)
-        chunks = self._guarded(image, self.store.open(image.location, start=start, end=end,
-                                                      expect_md5=expect))
-        await self.notify("image.send", image, bytes_sent=end - start + 1,
-                          receiver_tenant_id=ctx.project_id, receiver_user_id=ctx.user_id)
-        return Download(image, chunks, start, end, is_partial)
-
-    async def _guarded(self, image: Image, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in chunks:
-                yield chunk
-        except DataCorrupt as exc:
-            log.error("image %s: %s; the transfer was aborted", image.id, exc)
-            await self.notify("image.data.corrupt", image, reason=str(exc))
-            raise
-
-    async def _corrupt(self, image: Image, why: str) -> Any:
-        log.error("image %s: %s", image.id, why)
-        await self.notify("image.data.corrupt", image, reason=why)
-        raise ImageDataCorrupt(f"The data of image {image.id} failed verification ({why}); "
-                               "the operator should run `stratus image verify`.")
+        return await data.download(self, ctx, image_id, byte_range)
 
     # -- members --------------------------------------------------------------
     async def members(self, ctx: RequestContext, image_id: str) -> list[Member]:
@@ -522,18 +365,3 @@ def _writer_alive(tag: str, host: str, me: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _resolve_range(byte_range: tuple[int | None, int | None], size: int) -> tuple[int, int]:
-    from stratus.errors import RangeNotSatisfiable
-
-    first, last = byte_range
-    if first is None:  # suffix range: the last N bytes
-        if not last:
-            raise RangeNotSatisfiable("Requested range not satisfiable.",
-                                      headers={"Content-Range": f"bytes */{size}"})
-        return max(size - last, 0), size - 1
-    if first >= size or (last is not None and last < first):
-        raise RangeNotSatisfiable("Requested range not satisfiable.",
-                                  headers={"Content-Range": f"bytes */{size}"})
-    return first, min(last if last is not None else size - 1, size - 1)

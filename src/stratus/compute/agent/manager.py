@@ -7,7 +7,9 @@ conductor. Every host-local action runs through :meth:`AgentManager._run`,
 the one place that walks the action's task_states from the table, records
 the action event, sends the notifications, and on failure records the fault
 and leaves the table's failure state (with the power state the hypervisor
-reports), so no handler repeats that logic.
+reports), so no handler repeats that logic. Snapshots (createImage, backup,
+shelve) stream the guest's disk into the image service through
+:mod:`stratus.compute.agent.snapshots`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stratus.bus import Bus
 from stratus.compute import network, teardown
+from stratus.compute.agent import snapshots
 from stratus.compute.images import ImageAPI, TokenImages
 from stratus.compute.instances import InstanceStore, migration_record, notification_payload
 from stratus.compute.lifecycle import Action, Transition, transition
@@ -211,69 +214,16 @@ class AgentManager:
             try:
                 if not backup:
                     await progress()  # image_snapshot
-                await self._stream_snapshot(uuid, token, image_id, progress)
+                await snapshots.stream_snapshot(self.driver, self.images, uuid, token,
+                                                image_id, progress)
             except BaseException:
-                await self._delete_image(token, image_id)
+                await snapshots.delete_image(self.images, token, image_id)
                 raise
             if backup and rotation is not None:
-                await self._rotate_backups(token, uuid, backup_type or "", rotation)
+                await snapshots.rotate_backups(self.images, token, uuid, backup_type or "",
+                                               rotation)
         await self._run(Action.BACKUP if backup else Action.SNAPSHOT, uuid, request_id, work,
                         event_name="compute_snapshot_instance")
-
-    async def _rotate_backups(self, token: str, uuid: str, backup_type: str,
-                              rotation: int) -> None:
-        """Keep the newest ``rotation`` backups of this type of the instance (as Nova)."""
-        backups = await self.images.list(token, instance_uuid=uuid, image_type="backup",
-                                         backup_type=backup_type)
-        backups.sort(key=lambda i: str(i.get("created_at") or ""), reverse=True)
-        for old in backups[rotation:]:
-            log.info("rotating out backup %s of instance %s", old["id"], uuid)
-            await self._delete_image(token, old["id"])
-
-    async def _stream_snapshot(self, uuid: str, token: str, image_id: str,
-                               progress: Callable[..., Awaitable[None]]) -> None:
-        """Driver → queue → image upload, chunk by chunk: never a full temporary copy."""
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)  # chunks of ~4 MiB
-
-        async def chunks() -> AsyncIterator[bytes]:
-            while (chunk := await queue.get()) is not None:
-                yield chunk
-
-        await progress()  # image_pending_upload
-        upload = asyncio.create_task(self.images.upload(token, image_id, chunks()))
-
-        async def send(item: bytes | None) -> None:
-            # An upload that ends early (refused: over quota, image deleted) reads no
-            # more: the driver gets its error instead of waiting on a full queue.
-            if not queue.full() and not upload.done():
-                queue.put_nowait(item)  # the usual case: no task, no wait
-                return
-            putting = asyncio.ensure_future(queue.put(item))
-            await asyncio.wait((putting, upload), return_when=asyncio.FIRST_COMPLETED)
-            if not putting.done():
-                putting.cancel()
-                raise upload.exception() or RuntimeError(
-                    f"the upload of image {image_id} ended before the snapshot did")
-
-        try:
-            await progress()  # image_uploading
-            await self.driver.snapshot(uuid, send)
-            await send(None)
-            await upload
-        except BaseException:
-            upload.cancel()
-            with contextlib.suppress(BaseException):
-                await upload
-            cause = None if upload.cancelled() else upload.exception()
-            if cause is not None:  # the upload's refusal, not the driver's echo of it
-                raise cause from None
-            raise
-
-    async def _delete_image(self, token: str, image_id: str) -> None:
-        try:
-            await self.images.delete(token, image_id)
-        except Exception:  # noqa: BLE001 - best effort; the fault names the real error
-            log.warning("could not delete failed snapshot image %s", image_id)
 
     async def shelve_instance(self, uuid: str, request_id: str, token: str,
                               image_id: str | None) -> None:
@@ -282,7 +232,8 @@ class AgentManager:
             if image_id:
                 async def step(**_: Any) -> None:
                     await progress()
-                await self._stream_snapshot(uuid, token, image_id, step)
+                await snapshots.stream_snapshot(self.driver, self.images, uuid, token,
+                                                image_id, step)
             return {"shelved_image_id": image_id}
         await self._run(Action.SHELVE, uuid, request_id, work)
         inst = await self.store.get(uuid)
