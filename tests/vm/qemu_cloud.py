@@ -164,3 +164,11 @@ def qemus_under(path: Path) -> list[int]:
 
 def qemu_argv(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+def qemu_memory_mib(pid: int) -> int:
+    """The guest memory QEMU PID was started with, in whole MiB (under TCG the driver
+    pads it by a few KiB: see stratus.guest.qemu.TCG_RAM_PAD_KIB)."""
+    argv = qemu_argv(pid)
+    size = argv[argv.index("-m") + 1]
+    return int(size[:-1]) // 1024 if size.endswith("K") else int(size.rstrip("M"))

@@ -285,6 +285,7 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
     info: dict[str, Any] = {}
     disk: int | None = None
     t0 = time.monotonic()
+    was_running = await drv._status(guest) == "running"
     try:
         async with drv.lock(uuid):
             speed = {"speed": drv.migration_bandwidth} if drv.migration_bandwidth else {}
@@ -328,6 +329,7 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
             log.info("guest %s migrated to %s: %s", uuid, target.host, drv.last_migration[uuid])
             await drv._stop_process(uuid, guest)
     except DriverError as exc:
+        await _regain_disks(drv, guest, was_running)
         if run.aborted and not isinstance(exc, MigrationAborted):
             raise MigrationAborted(f"live migration of {guest.spec.name} was aborted: "
                                    f"{exc}") from exc
@@ -340,6 +342,23 @@ async def _live(drv: QemuDriver, uuid: str, guest: gq.Guest,
                           disk_total=disk, disk_processed=disk,
                           disk_remaining=0 if disk is not None else None,
                           downtime_ms=info.get("downtime"))
+
+
+async def _regain_disks(drv: QemuDriver, guest: gq.Guest, was_running: bool) -> None:
+    """After a live migration that QEMU reports failed or cancelled, on a guest that
+    ran: `cont`, which re-activates its disks. QEMU 7.2 restarts the vCPUs itself but
+    leaves the disks inactive (handed over) when the cancel lands in the switch-over;
+    the guest's next write would hang or abort QEMU. Nothing is done when the
+    migration may have completed (the destination may run the guest)."""
+    if not was_running:
+        return
+    try:
+        status = (await drv.qmp(guest, "query-migrate")).get("status")
+        if status in ("failed", "cancelled"):
+            await drv.qmp(guest, "cont")
+    except DriverError as exc:
+        log.warning("guest %s: its disks could not be checked after the failed migration: %s",
+                    guest.spec.name, exc)
 
 
 async def progress(drv: QemuDriver, uuid: str) -> MigrationStats | None:
