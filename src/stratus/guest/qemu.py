@@ -199,13 +199,13 @@ def _format(image: Path) -> str:
 
 # QEMU 7.2 under TCG loses guest writes during a live migration that runs long enough
 # for the guest to write between RAM passes: the destination gets stale pages and its
-# kernel soon breaks (timer-list and list_del corruption, panics; seen in 1 of ~16
-# migrations capped at 16 MiB/s, never in uncapped ones, which end in ~0.2 s). Its
-# fast dirty-bitmap sync, taken when a RAM block is a whole number of 64-page words,
-# clears the migration bits without making the vCPUs' TLB entries note the next write
-# to those pages; the per-page path it takes otherwise does. A RAM size 4 KiB past a
-# multiple of 256 KiB takes that path (no corruption in 160 such migrations; see
-# bench/qemu_migrate_soak.py, which measures both). KVM tracks dirty pages itself.
+# kernel soon breaks (timer-list and list_del corruption, panics). Measured here with
+# migrations capped at 16 MiB/s (~4 s of passes): 6 of 62 guests broke; uncapped ones
+# (~0.2 s) never did. Our reading of QEMU: its fast dirty-bitmap sync, taken when a RAM
+# block is a whole number of 64-page words, clears the migration bits without making
+# the vCPUs' TLB entries note the next write to those pages; the per-page path it
+# takes otherwise does. With the RAM 4 KiB past a multiple of 256 KiB: 0 of 150 broke
+# (bench/qemu_migrate_soak.py measures both in one run). KVM tracks dirty pages itself.
 TCG_RAM_PAD_KIB = 4
 
 
