@@ -97,25 +97,25 @@ async def _finished_migration(call: Call, inst: Instance) -> str:
 
 
 async def confirm_resize(call: Call, inst: Instance, body: Any) -> Response:
-    if inst.vm_state != VmState.RESIZED:
-        raise Conflict(f"Cannot 'confirmResize' instance {inst.uuid} while it is in vm_state "
-                       f"{inst.vm_state}")
-    mig = await _finished_migration(call, inst)
-    await begin_action(call, inst, Action.CONFIRM_RESIZE, "confirmResize")
-    await call.deps.conductor.cast("confirm_resize", uuid=inst.uuid,
-                                   request_id=call.request_id, migration_uuid=mig)
+    await _settle_resize(call, inst, Action.CONFIRM_RESIZE, "confirmResize", "confirm_resize")
     return ok(None, 204)
 
 
 async def revert_resize(call: Call, inst: Instance, body: Any) -> Response:
+    await _settle_resize(call, inst, Action.REVERT_RESIZE, "revertResize", "revert_resize")
+    return accepted()
+
+
+async def _settle_resize(call: Call, inst: Instance, action: Action, name: str,
+                         method: str) -> None:
+    """Confirm or revert: only a RESIZED server, with its finished migration."""
     if inst.vm_state != VmState.RESIZED:
-        raise Conflict(f"Cannot 'revertResize' instance {inst.uuid} while it is in vm_state "
+        raise Conflict(f"Cannot '{name}' instance {inst.uuid} while it is in vm_state "
                        f"{inst.vm_state}")
     mig = await _finished_migration(call, inst)
-    await begin_action(call, inst, Action.REVERT_RESIZE, "revertResize")
-    await call.deps.conductor.cast("revert_resize", uuid=inst.uuid,
-                                   request_id=call.request_id, migration_uuid=mig)
-    return accepted()
+    await begin_action(call, inst, action, name)
+    await call.deps.conductor.cast(method, uuid=inst.uuid, request_id=call.request_id,
+                                   migration_uuid=mig)
 
 
 async def migrate(call: Call, inst: Instance, body: Any) -> Response:
